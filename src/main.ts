@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+import { Command } from "@effect/cli"
+import { SqlError } from "@effect/sql"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { ConfigError, ConfigProvider, Console, Effect, Exit, Layer } from "effect"
+import { cleanupCommand } from "./cli/cleanupCommand.js"
+import { makeDemoCommand, type WithEnvironment } from "./cli/demoCommand.js"
+import { ExitCode, ExitWith } from "./cli/exit.js"
+import { AppConfigLive, describeConfigError } from "./services/AppConfig.js"
+import { CloudinaryLive } from "./services/Cloudinary.js"
+import { DatabaseLive, PgLive } from "./services/Database.js"
+import { MailerLive } from "./services/Mailer.js"
+import { ProgressLive } from "./services/Progress.js"
+
+/** The only place live layers are composed. */
+const JobsLive = Layer.mergeAll(DatabaseLive, CloudinaryLive, MailerLive, ProgressLive).pipe(
+  Layer.provideMerge(PgLive),
+  Layer.provideMerge(AppConfigLive)
+)
+
+const withEnvironment: WithEnvironment = (environment) => (effect) =>
+  Effect.provide(effect, JobsLive).pipe(
+    Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(environment))))
+  )
+
+const root = Command.make("promptflow-maint").pipe(
+  Command.withDescription(
+    "Maintenance jobs for PromptFlow's PostgreSQL database and Cloudinary account. Configuration comes from " +
+      "the environment (DATABASE_URL, CLOUDINARY_URL, SMTP_URL, ADMIN_EMAIL, ...; see the README)."
+  ),
+  Command.withSubcommands([cleanupCommand.pipe(Command.provide(JobsLive)), makeDemoCommand(withEnvironment)])
+)
+
+const cli = Command.run(root, { name: "promptflow-maint", version: "0.1.0" })
+
+const fail = (code: number, message: string) => Console.error(message).pipe(Effect.as(code))
+
+/** Map every way a run can end to one line and an exit code; never a stack trace, never a secret. */
+const program = cli(process.argv).pipe(
+  Effect.as(ExitCode.ok as number),
+  Effect.catchAll((error: unknown) => {
+    if (error instanceof ExitWith) return Effect.succeed(error.code)
+    if (ConfigError.isConfigError(error)) return fail(ExitCode.usage, `✗ Configuration error: ${describeConfigError(error)}`)
+    if (typeof error === "object" && error !== null && "_tag" in error) {
+      const tagged = error as { _tag: string; message?: string }
+      if (tagged._tag === "DatabaseSetupError") return fail(ExitCode.usage, `✗ Configuration error: ${tagged.message}`)
+      if (tagged._tag === "ValidationError" || ["CommandMismatch", "InvalidValue", "MissingValue", "MissingFlag", "UnclusteredFlag", "MultipleValuesDetected", "CorrectedFlag", "InvalidArgument", "MissingSubcommand", "NoBuiltInMatch", "HelpRequested"].includes(tagged._tag)) {
+        return Effect.succeed(ExitCode.usage as number)
+      }
+    }
+    if (error instanceof SqlError.SqlError) {
+      const cause = error.cause as { message?: string } | undefined
+      return fail(ExitCode.failed, `✗ Database unavailable: ${cause?.message ?? error.message}`)
+    }
+    const message = error instanceof Error ? error.message : typeof error === "object" && error !== null && "message" in error ? String((error as { message: unknown }).message) : String(error)
+    return fail(ExitCode.failed, `✗ Run failed: ${message}`)
+  }),
+  Effect.onInterrupt(() => Console.error("✗ Interrupted: work in progress was rolled back; the next run resumes.")),
+  Effect.provide(NodeContext.layer)
+)
+
+NodeRuntime.runMain(program, {
+  disableErrorReporting: true,
+  teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) ? (exit.value as number) : ExitCode.failed)
+})
