@@ -135,7 +135,7 @@ const adminEmails = Config.string("ADMIN_EMAIL").pipe(
 const fromEmail = Config.string("DEFAULT_FROM_EMAIL").pipe(
   Config.withDefault("webmaster@localhost"),
   Config.validate({
-    message: "must be an address, or Name <address>",
+    message: "DEFAULT_FROM_EMAIL must be an address, or Name <address>",
     validation: (value) => isEmailAddress(value.trim()) || NAMED_EMAIL.test(value.trim())
   })
 )
@@ -143,7 +143,7 @@ const fromEmail = Config.string("DEFAULT_FROM_EMAIL").pipe(
 const positiveInteger = (name: string, fallback: number, max: number) =>
   Config.integer(name).pipe(
     Config.withDefault(fallback),
-    Config.validate({ message: `must be a whole number from 1 to ${max}`, validation: (n) => n >= 1 && n <= max })
+    Config.validate({ message: `${name} must be a whole number from 1 to ${max}`, validation: (n) => n >= 1 && n <= max })
   )
 
 const premiumTier = Config.all([
@@ -163,7 +163,7 @@ const retention = Config.all({
 const positiveDuration = (name: string, fallback: string) =>
   Config.duration(name).pipe(
     Config.withDefault(Duration.decode(fallback as Duration.DurationInput)),
-    Config.validate({ message: "must be a positive duration such as \"30 seconds\"", validation: (d) => Duration.toMillis(d) > 0 })
+    Config.validate({ message: `${name} must be a positive duration such as "30 seconds"`, validation: (d) => Duration.toMillis(d) > 0 })
   )
 
 export const appConfig: Config.Config<AppConfigShape> = Config.all({
@@ -179,14 +179,14 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
   retry: Config.all({
     maxRetries: Config.integer("RETRY_MAX_ATTEMPTS").pipe(
       Config.withDefault(4),
-      Config.validate({ message: "must be a whole number from 0 to 10", validation: (n) => n >= 0 && n <= 10 })
+      Config.validate({ message: "RETRY_MAX_ATTEMPTS must be a whole number from 0 to 10", validation: (n) => n >= 0 && n <= 10 })
     ),
     maxElapsed: positiveDuration("RETRY_MAX_ELAPSED", "2 minutes")
   }),
   orphanGracePeriod: Config.duration("ORPHAN_GRACE_PERIOD").pipe(Config.withDefault(Duration.hours(24))),
   apiQuotaReserve: Config.integer("API_QUOTA_RESERVE").pipe(
     Config.withDefault(25),
-    Config.validate({ message: "must be a whole number of at least 0", validation: (n) => n >= 0 })
+    Config.validate({ message: "API_QUOTA_RESERVE must be a whole number of at least 0", validation: (n) => n >= 0 })
   ),
   reportsDir: Config.string("REPORTS_DIR").pipe(Config.withDefault("reports"))
 })
@@ -233,9 +233,11 @@ export const describeConfigError = (error: ConfigError.ConfigError): string => {
       case "MissingData":
         lines.push(`${e.path.join(".")} is not set`)
         return
-      case "InvalidData":
-        lines.push(e.message.startsWith("Expected") ? `${e.path.join(".")}: ${e.message}` : `${e.path.join(".")} ${e.message}`)
+      case "InvalidData": {
+        const where = e.path.join(".")
+        lines.push(where === "" ? e.message : e.message.startsWith("Expected") ? `${where}: ${e.message}` : `${where} ${e.message}`)
         return
+      }
       case "SourceUnavailable":
       case "Unsupported":
         lines.push(`${e.path.join(".")}: ${e.message}`)
