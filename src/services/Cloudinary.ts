@@ -1,6 +1,5 @@
 import { Context, Data, Duration, Effect, Layer, Option, Redacted, Ref } from "effect"
 import * as http from "node:http"
-import { v2 as cloudinarySdk } from "cloudinary"
 import type { DeliveryType, ResourceType } from "../domain/cloudinaryField.js"
 import { AppConfig, type CloudinaryCredentials } from "./AppConfig.js"
 
@@ -136,8 +135,18 @@ interface SdkRateLimited {
   readonly rate_limit_reset_at?: Date | string
 }
 
+/**
+ * The SDK parses CLOUDINARY_URL from the environment when it is first loaded and throws, printing the
+ * URL with its secret, when that is malformed. Loading it only after our own validation avoids both.
+ */
+const loadSdk = Effect.promise(async () => {
+  const module = await import("cloudinary")
+  return module.v2 ?? module.default.v2
+})
+
 export const makeSdkCloudinary = (credentials: CloudinaryCredentials, timeout: Duration.Duration) =>
   Effect.gen(function* () {
+    const cloudinarySdk = yield* loadSdk
     const lastRateLimit = yield* Ref.make(Option.none<RateLimitSnapshot>())
     const calls = yield* Ref.make(0)
     const secret = Redacted.value(credentials.apiSecret)

@@ -24,7 +24,7 @@ export interface TestDatabase {
 const serverUrl = process.env["TEST_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres"
 
 let serverAnswers: boolean | undefined
-const postgresServerAnswers = async (): Promise<boolean> => {
+export const postgresServerAnswers = async (): Promise<boolean> => {
   if (serverAnswers !== undefined) return serverAnswers
   const client = new pg.Client({ connectionString: serverUrl, connectionTimeoutMillis: 2000 })
   try {
@@ -39,8 +39,12 @@ const postgresServerAnswers = async (): Promise<boolean> => {
   return serverAnswers
 }
 
-export const requiresServerNote = (what: string) =>
-  `left out on PGlite (one shared backend session): ${what} needs a real PostgreSQL server`
+/** For tests that need truly concurrent sessions: PGlite has one backend session for every connection. */
+export const onlyOnPostgresServer = async (what: string): Promise<boolean> => {
+  const answers = await postgresServerAnswers()
+  if (!answers) console.warn(`left out: ${what} needs a real PostgreSQL server (PGlite shares one backend session)`)
+  return !answers
+}
 
 export const createTestDatabase = async (): Promise<TestDatabase> => {
   let url: string
