@@ -5,21 +5,35 @@ import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { ConfigError, ConfigProvider, Console, Effect, Exit, Layer } from "effect"
 import { cleanupCommand } from "./cli/cleanupCommand.js"
 import { makeDemoCommand, type WithEnvironment } from "./cli/demoCommand.js"
+import { detectCommand } from "./cli/detectCommand.js"
 import { ExitCode, ExitWith } from "./cli/exit.js"
+import { runsCommand } from "./cli/runsCommand.js"
 import { AppConfigLive, describeConfigError } from "./services/AppConfig.js"
 import { CloudinaryLive } from "./services/Cloudinary.js"
 import { DatabaseLive, PgLive } from "./services/Database.js"
 import { MailerLive } from "./services/Mailer.js"
+import { MigrationsLive } from "./services/Migrations.js"
 import { ProgressLive } from "./services/Progress.js"
+import { ReferenceIndexLive } from "./services/ReferenceIndex.js"
+import { ReportsLive } from "./services/Reports.js"
 
-/** The only place live layers are composed. */
-const JobsLive = Layer.mergeAll(DatabaseLive, CloudinaryLive, MailerLive, ProgressLive).pipe(
+// The only place live layers are composed. Each command gets what it needs and no more: `runs`
+// needs only DATABASE_URL; the cleanup never creates the program's own schema.
+const PgWithOwnSchema = MigrationsLive.pipe(Layer.provideMerge(PgLive))
+const RecordsLive = Layer.mergeAll(ReportsLive, ReferenceIndexLive).pipe(Layer.provideMerge(PgWithOwnSchema))
+
+const CleanupLive = Layer.mergeAll(DatabaseLive, CloudinaryLive, MailerLive, ProgressLive).pipe(
   Layer.provideMerge(PgLive),
   Layer.provideMerge(AppConfigLive)
 )
 
+const DetectLive = Layer.mergeAll(DatabaseLive, CloudinaryLive, MailerLive, ProgressLive).pipe(
+  Layer.provideMerge(RecordsLive),
+  Layer.provideMerge(AppConfigLive)
+)
+
 const withEnvironment: WithEnvironment = (environment) => (effect) =>
-  Effect.provide(effect, JobsLive).pipe(
+  Effect.provide(effect, DetectLive).pipe(
     Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(environment))))
   )
 
@@ -28,7 +42,12 @@ const root = Command.make("promptflow-maint").pipe(
     "Maintenance jobs for PromptFlow's PostgreSQL database and Cloudinary account. Configuration comes from " +
       "the environment (DATABASE_URL, CLOUDINARY_URL, SMTP_URL, ADMIN_EMAIL, ...; see the README)."
   ),
-  Command.withSubcommands([cleanupCommand.pipe(Command.provide(JobsLive)), makeDemoCommand(withEnvironment)])
+  Command.withSubcommands([
+    cleanupCommand.pipe(Command.provide(CleanupLive)),
+    detectCommand.pipe(Command.provide(DetectLive)),
+    runsCommand.pipe(Command.provide(RecordsLive)),
+    makeDemoCommand(withEnvironment)
+  ])
 )
 
 const cli = Command.run(root, { name: "promptflow-maint", version: "0.1.0" })

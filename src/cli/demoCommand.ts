@@ -1,17 +1,28 @@
 import { Command } from "@effect/cli"
 import type { SqlClient } from "@effect/sql"
-import { Clock, Console, Effect } from "effect"
+import { Clock, Console, Duration, Effect, Option } from "effect"
 import { startCloudinaryEmulator } from "../dev/cloudinaryEmulator.js"
 import { startEmbeddedPostgres } from "../dev/embeddedPostgres.js"
 import { loadFixtureSchema, seedDemo } from "../dev/seed.js"
 import { runCleanup } from "../jobs/cleanup.js"
+import { runDetect } from "../jobs/detect.js"
 import type { AppConfig } from "../services/AppConfig.js"
 import type { Cloudinary } from "../services/Cloudinary.js"
 import type { Database } from "../services/Database.js"
 import type { Mailer } from "../services/Mailer.js"
 import type { Progress } from "../services/Progress.js"
+import type { ReferenceIndex } from "../services/ReferenceIndex.js"
+import { Reports } from "../services/Reports.js"
 
-export type DemoServices = AppConfig | Database | Cloudinary | Mailer | Progress | SqlClient.SqlClient
+export type DemoServices =
+  | AppConfig
+  | Database
+  | Cloudinary
+  | Mailer
+  | Progress
+  | Reports
+  | ReferenceIndex
+  | SqlClient.SqlClient
 
 /** Runs an effect on the live layers, configured by `environment` instead of the process environment. */
 export type WithEnvironment = (
@@ -63,13 +74,22 @@ export const makeDemoCommand = (withEnvironment: WithEnvironment) =>
       yield* Console.log(
         `\nCloudinary assets: ${assetsBefore} before, ${emulator.assets().length} after; Admin API calls: ${emulator.adminCallCount()}`
       )
+      yield* banner("detect-orphaned-files --days 90 --missing")
+      const detected = yield* run(
+        runDetect({ days: 90, output: Option.none(), gracePeriod: Duration.hours(24), checkMissing: true, dryRun: false })
+      )
+      yield* banner("runs")
+      const runs = yield* run(Effect.flatMap(Reports, (reports) => reports.listRuns(5)))
+      for (const recorded of runs) {
+        yield* Console.log(`#${recorded.id}  ${recorded.job}  ${recorded.outcome}  ${JSON.stringify(recorded.counts)}`)
+      }
       yield* banner("Demo finished")
-      return report
+      return { report, detected }
     }).pipe(Effect.scoped, Effect.asVoid)
   ).pipe(
     Command.withDescription(
       "Run the jobs on embedded defaults, with no service installed: starts an embedded PostgreSQL (PGlite) " +
         "with PromptFlow's schema and sample data, the Cloudinary emulator and console mail, then runs the " +
-        "cleanup in dry-run and for real."
+        "cleanup in dry-run and for real, then the orphan detection with the missing-file check. Report CSVs go to reports/."
     )
   )

@@ -90,7 +90,8 @@ export const parsePremiumTierSource = (
   return Either.right({ kind: "column", table: parts.join("."), column, userColumn })
 }
 
-const databaseUrl = Config.redacted("DATABASE_URL").pipe(
+/** DATABASE_URL alone: what commands that only read the program's records need. */
+export const databaseUrl = Config.redacted("DATABASE_URL").pipe(
   Config.mapOrFail((url) => {
     const value = Redacted.value(url)
     if (!/^postgres(ql)?:\/\//.test(value)) {

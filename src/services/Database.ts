@@ -4,7 +4,7 @@ import { Context, Data, Duration, Effect, Layer, Redacted, type Scope } from "ef
 import { assetKey, promptAssets } from "../domain/cloudinaryField.js"
 import type { TrashedPrompt } from "../domain/prompt.js"
 import { hasExpired, type RetentionCutoffs } from "../domain/retention.js"
-import { AppConfig, type PremiumTierSource } from "./AppConfig.js"
+import { AppConfig, databaseUrl, type PremiumTierSource } from "./AppConfig.js"
 
 /**
  * PromptFlow's tables as the jobs need them. The live layer speaks SQL through @effect/sql-pg; the
@@ -31,7 +31,18 @@ export interface PurgeDecision {
   readonly purge: ReadonlyArray<number>
 }
 
+/** A prompt's stored media columns, live and trashed alike (trashed prompts still own their files). */
+export interface PromptMediaRow {
+  readonly id: number
+  readonly title: string
+  readonly author: string
+  readonly featuredImage: string | null
+  readonly featuredVideo: string | null
+}
+
 export interface DatabaseShape {
+  /** Every prompt with a media column set, by keyset page on id. */
+  readonly promptMedia: (page: { readonly afterId: number; readonly limit: number }) => Effect.Effect<ReadonlyArray<PromptMediaRow>, DatabaseError>
   /** How many trashed prompts have expired (for the progress indicator and the start line). */
   readonly countExpired: (cutoffs: RetentionCutoffs) => Effect.Effect<number, DatabaseError>
   /** A keyset page of expired trashed prompts, by id. */
@@ -77,7 +88,7 @@ const describeCause = (error: SqlError.SqlError): string => {
   return typeof cause?.message === "string" && cause.message !== "" ? cause.message : error.message
 }
 
-const toDatabaseError = (operation: string) => (error: SqlError.SqlError) =>
+export const toDatabaseError = (operation: string) => (error: SqlError.SqlError) =>
   new DatabaseError({ operation, message: describeCause(error), transient: isTransientCause(error) })
 
 // ---- live layer ----
@@ -142,6 +153,24 @@ export const makeSqlDatabase = (premiumTier: PremiumTierSource) =>
         ORDER BY p.id LIMIT ${page.limit}`.pipe(
         Effect.map((rows) => rows.map(toTrashedPrompt)),
         Effect.mapError(toDatabaseError("list expired prompts"))
+      )
+
+    const promptMedia: DatabaseShape["promptMedia"] = (page) =>
+      sql<{ id: string; title: string; author: string | null; featured_image: string | null; featured_video: string | null }>`
+        SELECT p.id, p.title, u.username AS author, p.featured_image, p.featured_video
+        FROM prompts_prompt p LEFT JOIN auth_user u ON u.id = p.author_id
+        WHERE p.id > ${page.afterId} AND (p.featured_image IS NOT NULL OR p.featured_video IS NOT NULL)
+        ORDER BY p.id LIMIT ${page.limit}`.pipe(
+        Effect.map((rows) =>
+          rows.map((row) => ({
+            id: Number(row.id),
+            title: row.title,
+            author: row.author ?? "",
+            featuredImage: row.featured_image,
+            featuredVideo: row.featured_video
+          }))
+        ),
+        Effect.mapError(toDatabaseError("read prompt media"))
       )
 
     const countExpired: DatabaseShape["countExpired"] = (cutoffs) =>
@@ -227,14 +256,14 @@ export const makeSqlDatabase = (premiumTier: PremiumTierSource) =>
         return acquired
       }).pipe(Effect.mapError(toDatabaseError("take the run lock")))
 
-    return Database.of({ countExpired, expiredTrash, purgeExpired, tryRunLock })
+    return Database.of({ promptMedia, countExpired, expiredTrash, purgeExpired, tryRunLock })
   })
 
 /** The PostgreSQL pool for DATABASE_URL. Its layer runs `SELECT 1`, so a bad URL fails at start-up. */
 export const PgLive = Layer.unwrapEffect(
-  Effect.map(AppConfig, (config) =>
+  Effect.map(databaseUrl, (url) =>
     PgClient.layer({
-      url: config.databaseUrl,
+      url,
       maxConnections: 4,
       connectTimeout: Duration.seconds(10),
       applicationName: "promptflow-maintenance"
@@ -285,6 +314,14 @@ export const DatabaseInMemory = (state: InMemoryDatabaseState) =>
   Layer.succeed(
     Database,
     Database.of({
+      promptMedia: (page) =>
+        Effect.sync(() =>
+          [...state.prompts.values()]
+            .filter((p) => p.id > page.afterId && (p.featuredImage !== null || p.featuredVideo !== null))
+            .sort((a, b) => a.id - b.id)
+            .slice(0, page.limit)
+            .map((p) => ({ id: p.id, title: p.title, author: `user${p.authorId}`, featuredImage: p.featuredImage, featuredVideo: p.featuredVideo }))
+        ),
       countExpired: (cutoffs) => Effect.sync(() => [...state.prompts.values()].filter((p) => hasExpired(p, cutoffs)).length),
       expiredTrash: (cutoffs, page) =>
         Effect.sync(() =>

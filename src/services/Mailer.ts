@@ -2,11 +2,10 @@ import { Console, Context, Data, Effect, Layer, Option, Redacted } from "effect"
 import nodemailer from "nodemailer"
 import { AppConfig } from "./AppConfig.js"
 
-export interface MailAttachment {
-  readonly filename: string
-  readonly content: string
-  readonly contentType: string
-}
+/** Either inline content or a file that nodemailer streams from disk (large reports stay out of memory). */
+export type MailAttachment =
+  | { readonly filename: string; readonly contentType: string; readonly content: string }
+  | { readonly filename: string; readonly contentType: string; readonly path: string }
 
 export interface MailMessage {
   readonly to: ReadonlyArray<string>
@@ -34,7 +33,7 @@ export const renderForConsole = (from: string, message: MailMessage): string =>
     `To: ${message.to.join(", ")}`,
     "",
     message.text,
-    ...(message.attachments ?? []).map((a) => `[attachment: ${a.filename}, ${Buffer.byteLength(a.content)} bytes]`),
+    ...(message.attachments ?? []).map((a) => `[attachment: ${"path" in a ? a.path : `${a.filename}, ${Buffer.byteLength(a.content)} bytes`}]`),
     "-".repeat(79)
   ].join("\n")
 
