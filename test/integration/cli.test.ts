@@ -95,6 +95,33 @@ describe("promptflow-maint, as an operator runs it", () => {
     expect(emulator.hasAsset("image", "cli/one")).toBe(false)
   })
 
+  it.each([
+    [["--days", "7", "--all"], "Use either --days N or --all"],
+    [["--days", "0"], "--days must be a whole number"],
+    [["--min-age", "soon"], '--min-age: "soon" is not a duration']
+  ])("detect-orphaned-files %j exits 2 with a clear message", async (args, message) => {
+    const { code, stderr } = await runBin(["detect-orphaned-files", ...args], env())
+    expect(code).toBe(2)
+    expect(stderr).toContain(message)
+  })
+
+  it("detect-orphaned-files exits 0 when the scan completed, findings or not, and 1 when it is partial", async () => {
+    emulator.addAsset({ publicId: "cli/orphan", createdAt: ago(2) })
+    const reports = `/tmp/pfm-cli-${process.pid}`
+    const found = await runBin(["detect-orphaned-files", "--days", "7", "--output", `${reports}/o.csv`], env())
+    expect(found.code).toBe(0)
+    expect(found.stdout).toContain("🔍 Starting Cloudinary Orphaned File Detection")
+    expect(found.stdout).toContain("Orphan: image/upload/cli/orphan")
+    expect(found.stdout).toContain(`📄 Report saved: ${reports}/o.csv`)
+    expect(found.stdout).toContain("📧 Email summary sent to 1 admin(s)")
+    expect(found.stdout).toContain("✅ Scan complete!")
+    emulator.injectFault({ operations: ["search"], status: 500 })
+    const partial = await runBin(["detect-orphaned-files", "--all"], env())
+    emulator.clearFaults()
+    expect(partial.code).toBe(1)
+    expect(partial.stdout).toContain("✗ Scan incomplete (partial)")
+  })
+
   it("exits 1 when a prompt could not be purged", async () => {
     const id = await db.run(insertPrompt({ title: "CLI outage", authorId: author, deletedAt: ago(8), featuredImage: "image/upload/cli/two" }))
     emulator.addAsset({ publicId: "cli/two" })
