@@ -331,7 +331,8 @@ export const runDetect = (options: DetectOptions) =>
     if (options.dryRun) {
       if (found) {
         report.mail = { status: "preview", detail: null }
-        yield* Console.log(`\n[DRY RUN] Email preview (not sent, ${plural(config.adminEmails.length, "admin")}):`)
+        yield* Console.log("")
+        yield* Console.log(`[DRY RUN] Email preview (not sent, ${plural(config.adminEmails.length, "admin")}):`)
         yield* Console.log(renderForConsole(config.fromEmail, detectEmail(report, config.adminEmails, [])))
       }
     } else if (found || !report.complete) {
