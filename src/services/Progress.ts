@@ -1,8 +1,8 @@
 import { Context, Effect, Layer } from "effect"
 
 /**
- * A progress indicator for people watching a terminal. It writes to stderr only when stderr is a
- * TTY, so scheduler logs and pipes keep just the greppable lines.
+ * A progress indicator for people watching a terminal. It is drawn on stderr only when stdout and
+ * stderr are both terminals, so scheduler logs, pipes and redirections keep just the greppable lines.
  */
 export interface ProgressShape {
   readonly start: (label: string, total: number | null) => Effect.Effect<void>
@@ -51,7 +51,7 @@ export const makeTerminalProgress = (stream: NodeJS.WriteStream): ProgressShape 
 const silent: ProgressShape = { start: () => Effect.void, advance: () => Effect.void, finish: Effect.void }
 
 export const ProgressLive = Layer.sync(Progress, () =>
-  process.stderr.isTTY === true ? makeTerminalProgress(process.stderr) : silent
+  process.stdout.isTTY === true && process.stderr.isTTY === true ? makeTerminalProgress(process.stderr) : silent
 )
 
 /** Records what was reported, for tests. */

@@ -172,6 +172,17 @@ describe(`cleanup-deleted-prompts on PostgreSQL, the emulator and SMTP`, () => {
     expect(emulator.hasAsset("image", "int/outage_a")).toBe(false)
   })
 
+  it("bounds a hanging Cloudinary call with CLOUDINARY_TIMEOUT and retries it", async () => {
+    const id = await prompt("Slow Cloudinary", free, 9, "image/upload/int/slow")
+    emulator.addAsset({ publicId: "int/slow" })
+    emulator.injectFault({ operations: ["delete"], latencyMs: 2_000, times: 1 })
+    const started = Date.now()
+    const { result } = await cleanup(false, { CLOUDINARY_TIMEOUT: "300 millis" })
+    expect(Date.now() - started).toBeLessThan(2_000)
+    expect(result).toMatchObject({ successful: 1, failed: 0 })
+    expect(await db.run(promptExists(id))).toBe(false)
+  })
+
   it("treats not_found as already deleted", async () => {
     const gone = await prompt("Asset already gone", free, 7, "image/upload/int/never_there")
     const { result } = await cleanup()
