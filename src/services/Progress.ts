@@ -1,4 +1,4 @@
-import { Context, Effect, Layer } from "effect"
+import { Console, Context, Effect, Layer } from "effect"
 
 /**
  * A progress indicator for people watching a terminal. It is drawn on stderr only when stdout and
@@ -12,7 +12,11 @@ export interface ProgressShape {
 
 export class Progress extends Context.Tag("promptflow/Progress")<Progress, ProgressShape>() {}
 
-export const makeTerminalProgress = (stream: NodeJS.WriteStream): ProgressShape => {
+export const makeTerminalProgress = (
+  stream: NodeJS.WriteStream,
+  base: Console.Console
+): ProgressShape & { readonly console: Console.Console } => {
+  let active = false
   let label = ""
   let total: number | null = null
   let done = 0
@@ -28,12 +32,31 @@ export const makeTerminalProgress = (stream: NodeJS.WriteStream): ProgressShape 
         : `${done}`
     stream.write(`\r\x1b[2K${label} ${bar}`)
   }
+  // Console lines clear the bar first and redraw it after, so they never share a line with it.
+  const around =
+    (print: (...args: ReadonlyArray<unknown>) => void) =>
+    (...args: ReadonlyArray<unknown>) =>
+      Effect.sync(() => {
+        if (active) stream.write("\r\x1b[2K")
+        print(...args)
+        if (active) draw(true)
+      })
+  const console = new Proxy(base, {
+    get: (target, key) =>
+      key === "log" || key === "info"
+        ? around((...args) => globalThis.console.log(...args))
+        : key === "error" || key === "warn"
+          ? around((...args) => globalThis.console.error(...args))
+          : target[key as keyof Console.Console]
+  })
   return {
+    console,
     start: (newLabel, newTotal) =>
       Effect.sync(() => {
         label = newLabel
         total = newTotal
         done = 0
+        active = true
         draw(true)
       }),
     advance: (count) =>
@@ -42,16 +65,21 @@ export const makeTerminalProgress = (stream: NodeJS.WriteStream): ProgressShape 
         draw(false)
       }),
     finish: Effect.sync(() => {
-      draw(true)
-      stream.write("\n")
+      if (!active) return
+      active = false
+      stream.write("\r\x1b[2K")
     })
   }
 }
 
 const silent: ProgressShape = { start: () => Effect.void, advance: () => Effect.void, finish: Effect.void }
 
-export const ProgressLive = Layer.sync(Progress, () =>
-  process.stdout.isTTY === true && process.stderr.isTTY === true ? makeTerminalProgress(process.stderr) : silent
+export const ProgressLive = Layer.unwrapEffect(
+  Effect.map(Effect.console, (base) => {
+    if (process.stdout.isTTY !== true || process.stderr.isTTY !== true) return Layer.succeed(Progress, silent)
+    const terminal = makeTerminalProgress(process.stderr, base)
+    return Layer.merge(Layer.succeed(Progress, terminal), Console.setConsole(terminal.console))
+  })
 )
 
 /** Records what was reported, for tests. */
