@@ -7,7 +7,7 @@ import { cleanupCommand } from "./cli/cleanupCommand.js"
 import { makeClockCommand } from "./cli/clockCommand.js"
 import { makeDemoCommand, type WithEnvironment } from "./cli/demoCommand.js"
 import { detectCommand } from "./cli/detectCommand.js"
-import { ExitCode, ExitWith } from "./cli/exit.js"
+import { ExitCode, ExitWith, exitWithCode } from "./cli/exit.js"
 import { runsCommand } from "./cli/runsCommand.js"
 import { cleanupExitCode, runCleanup } from "./jobs/cleanup.js"
 import { detectExitCode, runDetect } from "./jobs/detect.js"
@@ -77,7 +77,7 @@ const toExitCode = <E, R>(effect: Effect.Effect<unknown, E, R>): Effect.Effect<n
 const clockJobs = {
   cleanup: toExitCode(
     runCleanup({ dryRun: false }).pipe(
-      Effect.flatMap((report) => (cleanupExitCode(report) === 0 ? Effect.void : Effect.fail(new ExitWith({ code: 1 })))),
+      Effect.flatMap((report) => exitWithCode(cleanupExitCode(report))),
       Effect.provide(CleanupLive)
     )
   ),
@@ -86,7 +86,7 @@ const clockJobs = {
       Effect.flatMap(AppConfig, (config) =>
         runDetect({ days, output: Option.none(), gracePeriod: config.orphanGracePeriod, checkMissing: true, dryRun: false })
       ).pipe(
-        Effect.flatMap((report) => (detectExitCode(report) === 0 ? Effect.void : Effect.fail(new ExitWith({ code: 1 })))),
+        Effect.flatMap((report) => exitWithCode(detectExitCode(report))),
         Effect.provide(DetectLive)
       )
     )

@@ -1,19 +1,14 @@
 import { Command, Options } from "@effect/cli"
 import { Effect } from "effect"
 import { cleanupExitCode, runCleanup } from "../jobs/cleanup.js"
-import { ExitWith } from "./exit.js"
+import { exitWithCode } from "./exit.js"
 
 export const dryRunOption = Options.boolean("dry-run").pipe(
   Options.withDescription("Show what would be deleted, delete nothing, send no email (a preview is printed).")
 )
 
 export const cleanupCommand = Command.make("cleanup-deleted-prompts", { dryRun: dryRunOption }, ({ dryRun }) =>
-  runCleanup({ dryRun }).pipe(
-    Effect.flatMap((report) => {
-      const code = cleanupExitCode(report)
-      return code === 0 ? Effect.void : Effect.fail(new ExitWith({ code }))
-    })
-  )
+  runCleanup({ dryRun }).pipe(Effect.flatMap((report) => exitWithCode(cleanupExitCode(report))))
 ).pipe(
   Command.withDescription(
     "Purge trashed prompts whose retention has passed (TRASH_RETENTION_DAYS_FREE, default 5; " +

@@ -3,7 +3,7 @@ import { Duration, Effect, Option } from "effect"
 import { parseDurationText } from "../domain/format.js"
 import { detectExitCode, runDetect } from "../jobs/detect.js"
 import { AppConfig } from "../services/AppConfig.js"
-import { ExitWith } from "./exit.js"
+import { exitWithCode } from "./exit.js"
 
 const usage = (message: string) => Effect.fail(ValidationError.invalidValue(HelpDoc.p(message)))
 
@@ -61,8 +61,7 @@ export const detectCommand = Command.make(
         checkMissing: missing,
         dryRun
       })
-      const code = detectExitCode(report)
-      if (code !== 0) return yield* new ExitWith({ code })
+      yield* exitWithCode(detectExitCode(report))
     })
 ).pipe(
   Command.withDescription(

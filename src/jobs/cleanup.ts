@@ -6,7 +6,7 @@ import { cutoffsAt, daysInTrash, type RetentionCutoffs } from "../domain/retenti
 import { AppConfig } from "../services/AppConfig.js"
 import { Cloudinary, MAX_IDS_PER_CALL } from "../services/Cloudinary.js"
 import { Database, type LockedBatch } from "../services/Database.js"
-import { Mailer, renderForConsole, type MailMessage } from "../services/Mailer.js"
+import type { MailMessage } from "../services/Mailer.js"
 import { Progress } from "../services/Progress.js"
 import {
   describeCloudinaryError,
@@ -15,6 +15,7 @@ import {
   retryTransient,
   type QuotaGuard
 } from "./failurePolicy.js"
+import { deliverSummary, type MailOutcome } from "./summaryMail.js"
 
 export const CLEANUP_JOB = "cleanup-deleted-prompts"
 export const CLEANUP_SUBJECT = "PromptFlow: Daily Trash Cleanup Report"
@@ -53,7 +54,7 @@ export interface CleanupReport {
   readonly failures: Array<CleanupFailure>
   /** Why the run stopped before the end of the trash, if it did. */
   stoppedEarly: string | null
-  mail: { readonly status: "sent" | "failed" | "not-needed" | "preview"; readonly detail: string | null }
+  mail: MailOutcome
 }
 
 export const cleanupExitCode = (report: CleanupReport): 0 | 1 =>
@@ -206,7 +207,6 @@ export const runCleanup = (options: { readonly dryRun: boolean }) =>
   Effect.gen(function* () {
     const config = yield* AppConfig
     const database = yield* Database
-    const mailer = yield* Mailer
     const progress = yield* Progress
     const quota = yield* makeQuotaGuard
     const retry = retryTransient(config.retry)
@@ -293,23 +293,11 @@ export const runCleanup = (options: { readonly dryRun: boolean }) =>
     for (const line of summaryLines(report)) yield* Console.log(line)
 
     const processed = report.successful + report.failed
-    if (options.dryRun) {
-      if (processed > 0) {
-        report.mail = { status: "preview", detail: null }
-        yield* Console.log("")
-        yield* Console.log(`[DRY RUN] Email preview (not sent, ${plural(config.adminEmails.length, "admin")}):`)
-        yield* Console.log(renderForConsole(config.fromEmail, cleanupEmail(report, config.adminEmails)))
-      }
-    } else if (processed > 0 || report.stoppedEarly !== null) {
-      const sent = yield* mailer.send(cleanupEmail(report, config.adminEmails)).pipe(Effect.either)
-      if (sent._tag === "Right") {
-        report.mail = { status: "sent", detail: null }
-        yield* Console.log(`Email summary sent to ${config.adminEmails.length} admin(s)`)
-      } else {
-        report.mail = { status: "failed", detail: sent.left.message }
-        yield* Console.log(`✗ Failed to send email summary: ${sent.left.message}`)
-      }
-    }
+    report.mail = yield* deliverSummary({
+      wanted: processed > 0 || (!options.dryRun && report.stoppedEarly !== null),
+      dryRun: options.dryRun,
+      message: () => cleanupEmail(report, config.adminEmails)
+    })
 
     yield* Console.log(
       cleanupExitCode(report) === 0 ? "Cleanup complete!" : "Cleanup complete with errors (exit code 1)."

@@ -15,11 +15,12 @@ import { formatUtc, megabytes, percent, plural } from "../domain/format.js"
 import { AppConfig } from "../services/AppConfig.js"
 import { Cloudinary, MAX_IDS_PER_CALL, MAX_SEARCH_RESULTS, type CloudinaryError, type RateLimitSnapshot, type SearchPage } from "../services/Cloudinary.js"
 import { Database } from "../services/Database.js"
-import { Mailer, renderForConsole, type MailAttachment, type MailMessage } from "../services/Mailer.js"
+import type { MailAttachment, MailMessage } from "../services/Mailer.js"
 import { Progress } from "../services/Progress.js"
 import { ReferenceIndex, type StoredReference } from "../services/ReferenceIndex.js"
 import { Reports, writeCsvFile } from "../services/Reports.js"
 import { describeCloudinaryError, describeDatabaseError, makeQuotaGuard, retryTransient, type QuotaGuard } from "./failurePolicy.js"
+import { deliverSummary, type MailOutcome } from "./summaryMail.js"
 
 export const DETECT_JOB = "detect-orphaned-files"
 export const DETECT_SUBJECT = "PromptFlow: Orphaned Files Detection Report"
@@ -62,7 +63,7 @@ export interface DetectReport {
   readonly firstMissing: Array<PromptFinding>
   orphanReportPath: string | null
   missingReportPath: string | null
-  mail: { readonly status: "sent" | "failed" | "not-needed" | "preview"; readonly detail: string | null }
+  mail: MailOutcome
 }
 
 /** 0 when the scan completed, whatever it found; 1 when it stopped early or the email failed. */
@@ -176,7 +177,6 @@ export const runDetect = (options: DetectOptions) =>
     const cloudinary = yield* Cloudinary
     const index = yield* ReferenceIndex
     const reports = yield* Reports
-    const mailer = yield* Mailer
     const progress = yield* Progress
     const quota = yield* makeQuotaGuard
     const retry = retryTransient(config.retry)
@@ -328,20 +328,12 @@ export const runDetect = (options: DetectOptions) =>
     }
 
     report.finishedAt = new Date(yield* Clock.currentTimeMillis)
-    if (options.dryRun) {
-      if (found) {
-        report.mail = { status: "preview", detail: null }
-        yield* Console.log("")
-        yield* Console.log(`[DRY RUN] Email preview (not sent, ${plural(config.adminEmails.length, "admin")}):`)
-        yield* Console.log(renderForConsole(config.fromEmail, detectEmail(report, config.adminEmails, [])))
-      }
-    } else if (found || !report.complete) {
-      const sent = yield* mailer.send(detectEmail(report, config.adminEmails, attachments)).pipe(Effect.either)
-      report.mail = sent._tag === "Right" ? { status: "sent", detail: null } : { status: "failed", detail: sent.left.message }
-      yield* Console.log(
-        sent._tag === "Right" ? `📧 Email summary sent to ${config.adminEmails.length} admin(s)` : `✗ Failed to send email summary: ${sent.left.message}`
-      )
-    }
+    report.mail = yield* deliverSummary({
+      wanted: found || (!options.dryRun && !report.complete),
+      dryRun: options.dryRun,
+      message: () => detectEmail(report, config.adminEmails, attachments),
+      sentPrefix: "📧 "
+    })
 
     yield* retry(
       reports.finishRun(runId, {
