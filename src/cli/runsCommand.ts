@@ -2,17 +2,9 @@ import { Args, Command, Options } from "@effect/cli"
 import { stringify } from "csv-stringify/sync"
 import { Console, Effect, Option, Stream } from "effect"
 import { join } from "node:path"
-import {
-  defaultReportName,
-  missingReportPath,
-  ORPHAN_CSV_HEADER,
-  orphanCsvRow,
-  PROMPT_CSV_HEADER,
-  promptCsvRow,
-  type Finding
-} from "../domain/findings.js"
+import { defaultReportName, findingCsvRow, missingReportPath, ORPHAN_CSV_HEADER, PROMPT_CSV_HEADER } from "../domain/findings.js"
 import { formatUtc } from "../domain/format.js"
-import { Reports, writeCsvFile, type FindingGroup, type RunRecord } from "../services/Reports.js"
+import { Reports, writeFindingsCsv, type FindingGroup, type RunRecord } from "../services/Reports.js"
 import { ExitWith } from "./exit.js"
 
 const runLine = (run: RunRecord) =>
@@ -30,8 +22,6 @@ const runLine = (run: RunRecord) =>
   ]
     .filter((part) => part !== "")
     .join("  ")
-
-const csvRow = (finding: Finding) => (finding.kind === "orphan" ? orphanCsvRow(finding) : promptCsvRow(finding))
 
 const findRun = (runId: number) =>
   Effect.flatMap(Reports, (reports) => reports.getRun(runId)).pipe(
@@ -58,7 +48,7 @@ const show = Command.make(
       const group: FindingGroup = missing ? "prompt" : "orphan"
       yield* Console.log(stringify([[...(missing ? PROMPT_CSV_HEADER : ORPHAN_CSV_HEADER)]]).trimEnd())
       yield* reports.findings(runId, group).pipe(
-        Stream.runForEach((finding) => Console.log(stringify([[...csvRow(finding)]]).trimEnd()))
+        Stream.runForEach((finding) => Console.log(stringify([[...findingCsvRow(finding)]]).trimEnd()))
       )
     })
 ).pipe(Command.withDescription("Print a run's findings as CSV on stdout (orphans, or with --missing the prompts whose file is missing or unparseable)."))
@@ -71,13 +61,12 @@ const exportCommand = Command.make(
   },
   ({ runId, output }) =>
     Effect.gen(function* () {
-      const reports = yield* Reports
       const run = yield* findRun(runId)
       const orphanPath = Option.getOrElse(output, () => join("reports", defaultReportName(run.startedAt)))
-      const orphans = yield* writeCsvFile(orphanPath, ORPHAN_CSV_HEADER, reports.findings(runId, "orphan").pipe(Stream.map(csvRow)))
+      const orphans = yield* writeFindingsCsv(runId, "orphan", orphanPath)
       yield* Console.log(`📄 Report saved: ${orphanPath} (${orphans} orphaned files)`)
       const missingPath = missingReportPath(orphanPath)
-      const missing = yield* writeCsvFile(missingPath, PROMPT_CSV_HEADER, reports.findings(runId, "prompt").pipe(Stream.map(csvRow)))
+      const missing = yield* writeFindingsCsv(runId, "prompt", missingPath)
       yield* Console.log(`📄 Report saved: ${missingPath} (${missing} missing or unparseable)`)
     })
 ).pipe(Command.withDescription("Write a run's findings to CSV files again (the originals may have gone with the dyno)."))

@@ -51,6 +51,9 @@ export const promptCsvRow = (f: PromptFinding): ReadonlyArray<string> => [
   f.problem
 ]
 
+export const findingCsvRow = (finding: Finding): ReadonlyArray<string> =>
+  finding.kind === "orphan" ? orphanCsvRow(finding) : promptCsvRow(finding)
+
 /** `reports/orphaned_files_2026-11-30_040000.csv`, in UTC like the original's. */
 export const defaultReportName = (at: Date): string => {
   const iso = at.toISOString()

@@ -1,16 +1,7 @@
-import { Clock, Console, Duration, Effect, Either, Option, Stream } from "effect"
+import { Clock, Console, Duration, Effect, Either, Option } from "effect"
 import { join } from "node:path"
 import { assetKey, parseCloudinaryField, type AssetRef, type ResourceType } from "../domain/cloudinaryField.js"
-import {
-  defaultReportName,
-  missingReportPath,
-  ORPHAN_CSV_HEADER,
-  orphanCsvRow,
-  PROMPT_CSV_HEADER,
-  promptCsvRow,
-  type OrphanFinding,
-  type PromptFinding
-} from "../domain/findings.js"
+import { defaultReportName, missingReportPath, type OrphanFinding, type PromptFinding } from "../domain/findings.js"
 import { formatUtc, megabytes, percent, plural } from "../domain/format.js"
 import { AppConfig } from "../services/AppConfig.js"
 import { Cloudinary, MAX_IDS_PER_CALL, MAX_SEARCH_RESULTS, type CloudinaryError, type RateLimitSnapshot, type SearchPage } from "../services/Cloudinary.js"
@@ -18,7 +9,7 @@ import { Database } from "../services/Database.js"
 import type { MailAttachment, MailMessage } from "../services/Mailer.js"
 import { Progress } from "../services/Progress.js"
 import { ReferenceIndex, type StoredReference } from "../services/ReferenceIndex.js"
-import { Reports, writeCsvFile } from "../services/Reports.js"
+import { Reports, writeFindingsCsv } from "../services/Reports.js"
 import { describeCloudinaryError, describeDatabaseError, makeQuotaGuard, retryTransient, type QuotaGuard } from "./failurePolicy.js"
 import { deliverSummary, type MailOutcome } from "./summaryMail.js"
 
@@ -313,14 +304,14 @@ export const runDetect = (options: DetectOptions) =>
     if (found && !options.dryRun) {
       const orphanPath = Option.getOrElse(options.output, () => join(config.reportsDir, defaultReportName(startedAt)))
       if (report.orphanedFiles > 0) {
-        yield* writeCsvFile(orphanPath, ORPHAN_CSV_HEADER, reports.findings(runId, "orphan").pipe(Stream.map((f) => orphanCsvRow(f as OrphanFinding))))
+        yield* writeFindingsCsv(runId, "orphan", orphanPath)
         report.orphanReportPath = orphanPath
         attachments.push({ filename: orphanPath.split("/").pop()!, path: orphanPath, contentType: "text/csv" })
         yield* Console.log(`📄 Report saved: ${orphanPath}`)
       }
       if (report.missingFiles + report.unparseable > 0) {
         const path = missingReportPath(orphanPath)
-        yield* writeCsvFile(path, PROMPT_CSV_HEADER, reports.findings(runId, "prompt").pipe(Stream.map((f) => promptCsvRow(f as PromptFinding))))
+        yield* writeFindingsCsv(runId, "prompt", path)
         report.missingReportPath = path
         attachments.push({ filename: path.split("/").pop()!, path, contentType: "text/csv" })
         yield* Console.log(`📄 Report saved: ${path}`)

@@ -3,7 +3,14 @@ import { stringify } from "csv-stringify/sync"
 import { Chunk, Context, Data, Effect, Layer, Option, Stream } from "effect"
 import { mkdirSync, openSync, closeSync, renameSync, rmSync, writeSync } from "node:fs"
 import { dirname } from "node:path"
-import type { Finding, OrphanFinding, PromptFinding } from "../domain/findings.js"
+import {
+  findingCsvRow,
+  ORPHAN_CSV_HEADER,
+  PROMPT_CSV_HEADER,
+  type Finding,
+  type OrphanFinding,
+  type PromptFinding
+} from "../domain/findings.js"
 import type { DeliveryType, ResourceType } from "../domain/cloudinaryField.js"
 import { type DatabaseError, toDatabaseError } from "./Database.js"
 import { OWN_SCHEMA } from "./Migrations.js"
@@ -95,6 +102,16 @@ export const writeCsvFile = <E>(
       })
   )
 }
+
+/** A run's findings of one group as a CSV file (orphans, or missing and unparseable references). */
+export const writeFindingsCsv = (runId: number, group: FindingGroup, path: string) =>
+  Effect.flatMap(Reports, (reports) =>
+    writeCsvFile(
+      path,
+      group === "orphan" ? ORPHAN_CSV_HEADER : PROMPT_CSV_HEADER,
+      reports.findings(runId, group).pipe(Stream.map(findingCsvRow))
+    )
+  )
 
 // ---- live layer ----
 
