@@ -1,5 +1,5 @@
 import { Clock, Console, Duration, Effect, Either, Option } from "effect"
-import { join } from "node:path"
+import { basename, join } from "node:path"
 import { assetKey, parseCloudinaryField, type AssetRef, type ResourceType } from "../domain/cloudinaryField.js"
 import { defaultReportName, missingReportPath, type OrphanFinding, type PromptFinding } from "../domain/findings.js"
 import { formatUtc, megabytes, percent, plural } from "../domain/format.js"
@@ -54,12 +54,14 @@ export interface DetectReport {
   readonly firstMissing: Array<PromptFinding>
   orphanReportPath: string | null
   missingReportPath: string | null
+  /** Set when a CSV could not be written (the findings are still in the database). */
+  reportError: string | null
   mail: MailOutcome
 }
 
-/** 0 when the scan completed, whatever it found; 1 when it stopped early or the email failed. */
+/** 0 when the scan completed, whatever it found; 1 when it stopped early, or the report or the email failed. */
 export const detectExitCode = (report: DetectReport): 0 | 1 =>
-  report.complete && report.mail.status !== "failed" ? 0 : 1
+  report.complete && report.mail.status !== "failed" && report.reportError === null ? 0 : 1
 
 const scanRange = (options: DetectOptions, startedAt: Date) =>
   options.days === null
@@ -120,6 +122,7 @@ export const detectEmail = (report: DetectReport, recipients: ReadonlyArray<stri
         : []),
       "",
       ...[report.orphanReportPath, report.missingReportPath].flatMap((p) => (p !== null ? [`Report: ${p} (attached)`] : [])),
+      ...(report.reportError !== null ? [`Report file not written: ${report.reportError}`] : []),
       report.runId !== null ? `The findings are kept in the database: promptflow-maint runs show ${report.runId}` : ""
     ].join("\n"),
     attachments
@@ -197,6 +200,7 @@ export const runDetect = (options: DetectOptions) =>
       firstMissing: [],
       orphanReportPath: null,
       missingReportPath: null,
+      reportError: null,
       mail: { status: "not-needed", detail: null }
     }
 
@@ -303,18 +307,25 @@ export const runDetect = (options: DetectOptions) =>
     const attachments: Array<MailAttachment> = []
     if (found && !options.dryRun) {
       const orphanPath = Option.getOrElse(options.output, () => join(config.reportsDir, defaultReportName(startedAt)))
-      if (report.orphanedFiles > 0) {
-        yield* writeFindingsCsv(runId, "orphan", orphanPath)
+      const saveReport = (group: "orphan" | "prompt", path: string) =>
+        writeFindingsCsv(runId, group, path).pipe(
+          Effect.zipRight(Console.log(`📄 Report saved: ${path}`)),
+          Effect.as(true),
+          // The findings are safe in the database; a file that cannot be written is reported, not fatal.
+          Effect.catchTag("ReportFileError", (error) =>
+            Effect.sync(() => {
+              report.reportError = `could not write ${error.path}: ${error.message}`
+            }).pipe(Effect.zipRight(Console.log(`✗ Report not saved: ${error.path}: ${error.message}`)), Effect.as(false))
+          )
+        )
+      if (report.orphanedFiles > 0 && (yield* saveReport("orphan", orphanPath))) {
         report.orphanReportPath = orphanPath
-        attachments.push({ filename: orphanPath.split("/").pop()!, path: orphanPath, contentType: "text/csv" })
-        yield* Console.log(`📄 Report saved: ${orphanPath}`)
+        attachments.push({ filename: basename(orphanPath), path: orphanPath, contentType: "text/csv" })
       }
-      if (report.missingFiles + report.unparseable > 0) {
-        const path = missingReportPath(orphanPath)
-        yield* writeFindingsCsv(runId, "prompt", path)
-        report.missingReportPath = path
-        attachments.push({ filename: path.split("/").pop()!, path, contentType: "text/csv" })
-        yield* Console.log(`📄 Report saved: ${path}`)
+      const promptPath = missingReportPath(orphanPath)
+      if (report.missingFiles + report.unparseable > 0 && (yield* saveReport("prompt", promptPath))) {
+        report.missingReportPath = promptPath
+        attachments.push({ filename: basename(promptPath), path: promptPath, contentType: "text/csv" })
       }
     }
 

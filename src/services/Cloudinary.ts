@@ -202,7 +202,8 @@ export const makeSdkCloudinary = (credentials: CloudinaryCredentials, timeout: D
           (cloudinarySdk.api.search as unknown as (params: object, options: object) => Promise<unknown>)(
             {
               expression: request.expression,
-              sort_by: [{ uploaded_at: "desc" }, { public_id: "asc" }],
+              // The documented sort key; the window itself is in the expression.
+              sort_by: [{ created_at: "desc" }],
               max_results: request.maxResults,
               ...(request.nextCursor !== null ? { next_cursor: request.nextCursor } : {})
             },

@@ -1,7 +1,7 @@
 import { SqlClient } from "@effect/sql"
 import { parse } from "csv-parse/sync"
 import { Duration, Effect, Option } from "effect"
-import { mkdtempSync, readFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest"
@@ -172,6 +172,22 @@ describe("detect-orphaned-files on PostgreSQL, the emulator and SMTP", () => {
     const rows = parse(text, { columns: true }) as Array<Record<string, string>>
     expect(rows.map((r) => r["public_id"]).sort()).toEqual([...awkward].sort())
     expect(rows[0]).toMatchObject({ resource_type: "image", size_bytes: "2097152", size_mb: "2.00", format: "png" })
+  })
+
+  it("reports a CSV that cannot be written, keeps the findings in the database, still emails, and exits 1", async () => {
+    emulator.addAsset({ publicId: "nf/orphan", createdAt: ago(2 * DAY) })
+    const notADirectory = join(reportsDir, "plain-file")
+    writeFileSync(notADirectory, "")
+    const { result, output } = await detect({ output: Option.some(join(notADirectory, "o.csv")) })
+    expect(result.reportError).toContain("could not write")
+    expect(output).toContain("✗ Report not saved:")
+    expect(detectExitCode(result)).toBe(1)
+    expect(smtp.messages).toHaveLength(1)
+    expect(smtp.messages[0]!.attachments).toHaveLength(0)
+    const findings = await db.run(
+      Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ n: string }>`SELECT count(*) AS n FROM promptflow_maintenance.findings WHERE run_id = ${result.runId!}`)
+    )
+    expect(Number(findings[0]!.n)).toBe(1)
   })
 
   it("emails the admins with the summary, the first 20 orphans and the CSV attached", async () => {
