@@ -7,6 +7,7 @@ import { cleanupCommand } from "./cli/cleanupCommand.js"
 import { makeClockCommand } from "./cli/clockCommand.js"
 import { makeDemoCommand, type WithEnvironment } from "./cli/demoCommand.js"
 import { detectCommand } from "./cli/detectCommand.js"
+import { makeDevCommand } from "./cli/devCommand.js"
 import { ExitCode, ExitWith, exitWithCode } from "./cli/exit.js"
 import { runsCommand } from "./cli/runsCommand.js"
 import { cleanupExitCode, runCleanup } from "./jobs/cleanup.js"
@@ -102,7 +103,8 @@ const root = Command.make("promptflow-maint").pipe(
     detectCommand.pipe(Command.provide(DetectLive)),
     runsCommand.pipe(Command.provide(RecordsLive)),
     makeClockCommand(clockJobs),
-    makeDemoCommand(withEnvironment)
+    makeDemoCommand(withEnvironment),
+    makeDevCommand(PgLive)
   ])
 )
 

@@ -9,6 +9,7 @@ const usage = (message: string) => Effect.fail(ValidationError.invalidValue(Help
 
 const windowOption = Options.all({
   days: Options.integer("days").pipe(
+    Options.withPseudoName("N"),
     Options.withDescription("Scan files uploaded in the last N days (default 7, as in the scheduler guide)."),
     Options.optional
   ),
@@ -23,6 +24,7 @@ const windowOption = Options.all({
 )
 
 const minAgeOption = Options.text("min-age").pipe(
+  Options.withPseudoName("DURATION"),
   Options.withDescription(
     "Grace period: files uploaded more recently are never called orphans (a user may still be saving the prompt). " +
       "Examples: 24h, 45m, 2d. Default: ORPHAN_GRACE_PERIOD, or 24 hours."
@@ -42,6 +44,7 @@ export const detectCommand = Command.make(
   {
     window: windowOption,
     output: Options.text("output").pipe(
+      Options.withPseudoName("PATH"),
       Options.withDescription("Where to write the orphan CSV (default reports/orphaned_files_YYYY-MM-DD_HHMMSS.csv); missing files go beside it as *_missing.csv."),
       Options.optional
     ),

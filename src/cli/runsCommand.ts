@@ -57,7 +57,7 @@ const exportCommand = Command.make(
   "export",
   {
     runId,
-    output: Options.text("output").pipe(Options.withDescription("Path of the orphan CSV; missing files go beside it as *_missing.csv."), Options.optional)
+    output: Options.text("output").pipe(Options.withPseudoName("PATH"), Options.withDescription("Path of the orphan CSV; missing files go beside it as *_missing.csv."), Options.optional)
   },
   ({ runId, output }) =>
     Effect.gen(function* () {
@@ -73,7 +73,7 @@ const exportCommand = Command.make(
 
 export const runsCommand = Command.make(
   "runs",
-  { limit: Options.integer("limit").pipe(Options.withDefault(20), Options.withDescription("How many recent runs to list.")) },
+  { limit: Options.integer("limit").pipe(Options.withPseudoName("N"), Options.withDefault(20), Options.withDescription("How many recent runs to list.")) },
   ({ limit }) =>
     Effect.gen(function* () {
       const reports = yield* Reports

@@ -58,6 +58,8 @@ export interface EmulatorOptions {
   readonly now?: () => Date
   readonly port?: number
   readonly host?: string
+  /** Called with one line per answered request (`dev emulator` prints them). */
+  readonly log?: (line: string) => void
 }
 
 interface ActiveFault {
@@ -272,6 +274,14 @@ const sortAssets = (assets: Array<EmulatorAsset>, keys: ReadonlyArray<SortKey>) 
     }
     return a.publicId < b.publicId ? -1 : a.publicId > b.publicId ? 1 : 0
   })
+
+const describeBody = (operation: Operation, body: unknown): string => {
+  const fields = (body ?? {}) as Record<string, unknown>
+  if (operation === "delete") return ` public_ids=${JSON.stringify(fields["public_ids"] ?? [])}`
+  if (operation === "search") return ` expression=${JSON.stringify(fields["expression"] ?? "")}`
+  if (operation === "destroy" || operation === "upload") return ` public_id=${JSON.stringify(fields["public_id"] ?? "")}`
+  return ""
+}
 
 export const startCloudinaryEmulator = async (options: EmulatorOptions = {}): Promise<CloudinaryEmulator> => {
   const cloudName = options.cloudName ?? "promptflow-demo"
@@ -558,6 +568,7 @@ export const startCloudinaryEmulator = async (options: EmulatorOptions = {}): Pr
       } finally {
         if (!req.socket.destroyed || res.writableEnded) {
           requests.push({ method, operation, path: url.pathname, status, admin, body: recordedBody })
+          options.log?.(`${method} ${decodeURIComponent(url.pathname)} ${operation} → ${status}${describeBody(operation, recordedBody)}`)
         }
       }
     })()

@@ -107,6 +107,23 @@ export interface DemoData {
   readonly premiumSource: string
 }
 
+/** The Cloudinary side of the demo: referenced, shared, trashed-only, orphaned and freshly uploaded files. */
+export const demoAssets = (now: Date): ReadonlyArray<DemoAsset> => {
+  const ago = (days: number) => new Date(now.getTime() - days * DAY_MS)
+  return [
+    { publicId: "prompts/sunset", resourceType: "image", createdAt: ago(40), bytes: 245_000 },
+    { publicId: "legacy_poster", resourceType: "image", createdAt: ago(200), bytes: 512_000 },
+    { publicId: "prompts/recent_trash", resourceType: "image", createdAt: ago(3), bytes: 120_000 },
+    { publicId: "prompts/premium_keep", resourceType: "image", createdAt: ago(12), bytes: 330_000 },
+    { publicId: "prompts/old_cat", resourceType: "image", createdAt: ago(15), bytes: 180_000 },
+    { publicId: "clips/dance", resourceType: "video", createdAt: ago(60), bytes: 8_400_000 },
+    { publicId: "uploads/abandoned_upload", resourceType: "image", createdAt: ago(2), bytes: 95_000 },
+    { publicId: "uploads/abandoned_clip", resourceType: "video", createdAt: ago(5), bytes: 3_100_000 },
+    { publicId: "uploads/in_progress", resourceType: "image", createdAt: new Date(now.getTime() - 30 * 60_000), bytes: 88_000 },
+    { publicId: "archive/very_old_orphan", resourceType: "image", createdAt: ago(120), bytes: 410_000 }
+  ]
+}
+
 /** A realistic small PromptFlow: live and trashed prompts of all ages and both tiers, shared and missing assets, orphans. */
 export const seedDemo = (now: Date) =>
   Effect.gen(function* () {
@@ -131,17 +148,5 @@ export const seedDemo = (now: Date) =>
     yield* insertPrompt({ title: "Already gone from Cloudinary", authorId: alice, featuredImage: "image/upload/prompts/vanished", deletedAt: ago(6) })
     yield* insertPrompt({ title: "Missing on Cloudinary", authorId: carol, featuredImage: "image/upload/prompts/never_uploaded" })
 
-    const assets: Array<DemoAsset> = [
-      { publicId: "prompts/sunset", resourceType: "image", createdAt: ago(40), bytes: 245_000 },
-      { publicId: "legacy_poster", resourceType: "image", createdAt: ago(200), bytes: 512_000 },
-      { publicId: "prompts/recent_trash", resourceType: "image", createdAt: ago(3), bytes: 120_000 },
-      { publicId: "prompts/premium_keep", resourceType: "image", createdAt: ago(12), bytes: 330_000 },
-      { publicId: "prompts/old_cat", resourceType: "image", createdAt: ago(15), bytes: 180_000 },
-      { publicId: "clips/dance", resourceType: "video", createdAt: ago(60), bytes: 8_400_000 },
-      { publicId: "uploads/abandoned_upload", resourceType: "image", createdAt: ago(2), bytes: 95_000 },
-      { publicId: "uploads/abandoned_clip", resourceType: "video", createdAt: ago(5), bytes: 3_100_000 },
-      { publicId: "uploads/in_progress", resourceType: "image", createdAt: new Date(now.getTime() - 30 * 60_000), bytes: 88_000 },
-      { publicId: "archive/very_old_orphan", resourceType: "image", createdAt: ago(120), bytes: 410_000 }
-    ]
-    return { assets, premiumSource: `${DEMO_PREMIUM_TABLE}.is_premium` } satisfies DemoData
+    return { assets: demoAssets(now), premiumSource: `${DEMO_PREMIUM_TABLE}.is_premium` } satisfies DemoData
   })

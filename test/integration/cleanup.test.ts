@@ -7,7 +7,7 @@ import { addDependents, countDependents, insertPrompt, insertUser, promptExists 
 import { CLEANUP_SUBJECT, cleanupExitCode, runCleanup } from "../../src/jobs/cleanup.js"
 import { createTestDatabase, onlyOnPostgresServer, type TestDatabase } from "../support/database.js"
 import { runLive } from "../support/jobs.js"
-import { startSmtpServer, type TestSmtpServer } from "../support/smtp.js"
+import { startSmtpServer, type TestSmtpServer } from "../../src/dev/mailbox.js"
 
 const DAY = 86_400_000
 const ago = (days: number) => new Date(Date.now() - days * DAY)

@@ -122,6 +122,13 @@ describe("promptflow-maint, as an operator runs it", () => {
     expect(partial.stdout).toContain("✗ Scan incomplete (partial)")
   })
 
+  it("dev seed refuses a database that already holds prompts", async () => {
+    await db.run(insertPrompt({ title: "Existing data", authorId: author }))
+    const { code, stderr } = await runBin(["dev", "seed"], { DATABASE_URL: db.url })
+    expect(code).toBe(2)
+    expect(stderr).toContain("Refusing to seed")
+  })
+
   it("exits 1 when a prompt could not be purged", async () => {
     const id = await db.run(insertPrompt({ title: "CLI outage", authorId: author, deletedAt: ago(8), featuredImage: "image/upload/cli/two" }))
     emulator.addAsset({ publicId: "cli/two" })

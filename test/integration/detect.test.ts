@@ -11,7 +11,7 @@ import { DETECT_SUBJECT, detectExitCode, runDetect, type DetectOptions } from ".
 import { runBin } from "../support/cli.js"
 import { createTestDatabase, type TestDatabase } from "../support/database.js"
 import { runLive } from "../support/jobs.js"
-import { startSmtpServer, type TestSmtpServer } from "../support/smtp.js"
+import { startSmtpServer, type TestSmtpServer } from "../../src/dev/mailbox.js"
 
 const HOUR = 3_600_000
 const DAY = 24 * HOUR

@@ -2,7 +2,10 @@ import { simpleParser, type ParsedMail } from "mailparser"
 import { SMTPServer } from "smtp-server"
 import type { AddressInfo } from "node:net"
 
-/** A real SMTP server on loopback that receives, authenticates and parses what the program sends. */
+/**
+ * A real SMTP server on loopback that receives, authenticates and parses what the program sends: the
+ * tests' mail server, and `promptflow-maint dev mailbox` for watching the email arrive by hand.
+ */
 export interface TestSmtpServer {
   readonly port: number
   readonly messages: Array<ParsedMail & { envelopeTo: Array<string> }>
@@ -10,7 +13,9 @@ export interface TestSmtpServer {
   readonly close: () => Promise<void>
 }
 
-export const startSmtpServer = async (options: { user?: string; password?: string; reject?: boolean } = {}): Promise<TestSmtpServer> => {
+export const startSmtpServer = async (
+  options: { user?: string; password?: string; reject?: boolean; port?: number; onMessage?: (mail: ParsedMail) => void } = {}
+): Promise<TestSmtpServer> => {
   const messages: TestSmtpServer["messages"] = []
   const server = new SMTPServer({
     secure: false,
@@ -30,12 +35,13 @@ export const startSmtpServer = async (options: { user?: string; password?: strin
       simpleParser(stream)
         .then((mail) => {
           messages.push(Object.assign(mail, { envelopeTo: session.envelope.rcptTo.map((r) => r.address) }))
+          options.onMessage?.(mail)
           callback()
         })
         .catch(callback)
     }
   })
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve))
   const port = (server.server.address() as AddressInfo).port
   return {
     port,
