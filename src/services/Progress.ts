@@ -44,9 +44,9 @@ export const makeTerminalProgress = (
   const console = new Proxy(base, {
     get: (target, key) =>
       key === "log" || key === "info"
-        ? around((...args) => globalThis.console.log(...args))
+        ? around((...args) => base.unsafe.log(...args))
         : key === "error" || key === "warn"
-          ? around((...args) => globalThis.console.error(...args))
+          ? around((...args) => base.unsafe.error(...args))
           : target[key as keyof Console.Console]
   })
   return {
