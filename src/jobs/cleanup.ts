@@ -11,6 +11,7 @@ import { Progress } from "../services/Progress.js"
 import {
   describeCloudinaryError,
   describeDatabaseError,
+  makeDeadline,
   makeQuotaGuard,
   retryTransient,
   type QuotaGuard
@@ -212,6 +213,7 @@ export const runCleanup = (options: { readonly dryRun: boolean }) =>
     const retry = retryTransient(config.retry)
 
     const startedAt = new Date(yield* Clock.currentTimeMillis)
+    const outOfTime = makeDeadline(startedAt, config.runTimeBudget)
     const cutoffs = cutoffsAt(startedAt, config.retention)
     const report: CleanupReport = {
       dryRun: options.dryRun,
@@ -250,11 +252,16 @@ export const runCleanup = (options: { readonly dryRun: boolean }) =>
       yield* Console.log(`Found ${plural(report.expiredAtStart, "expired prompt")} in the trash`)
       yield* progress.start(options.dryRun ? "Checking" : "Purging", report.expiredAtStart)
       let afterId = 0
-      while (true) {
+      scan: while (true) {
         const page = yield* retry(database.expiredTrash(cutoffs, { afterId, limit: LIST_PAGE_SIZE }))
         if (page.length === 0) break
         afterId = page[page.length - 1]!.id
         for (const chunk of Chunk.chunksOf(Chunk.fromIterable(page), config.cleanupBatchSize)) {
+          const late = yield* outOfTime
+          if (late !== null) {
+            report.stoppedEarly = late
+            break scan
+          }
           const listed = Chunk.toReadonlyArray(chunk)
           const outcome = yield* retry(
             database.purgeExpired(
@@ -277,7 +284,7 @@ export const runCleanup = (options: { readonly dryRun: boolean }) =>
         }
       }
       const spent = yield* quota.exhausted
-      if (spent !== null) report.stoppedEarly = `Cloudinary Admin API quota exhausted: ${spent.message}`
+      if (spent !== null) report.stoppedEarly ??= `Cloudinary Admin API quota exhausted: ${spent.message}`
     }).pipe(
       Effect.scoped,
       Effect.catchTag("DatabaseError", (error) =>

@@ -10,7 +10,14 @@ import type { MailAttachment, MailMessage } from "../services/Mailer.js"
 import { Progress } from "../services/Progress.js"
 import { ReferenceIndex, type StoredReference } from "../services/ReferenceIndex.js"
 import { Reports, writeFindingsCsv } from "../services/Reports.js"
-import { describeCloudinaryError, describeDatabaseError, makeQuotaGuard, retryTransient, type QuotaGuard } from "./failurePolicy.js"
+import {
+  describeCloudinaryError,
+  describeDatabaseError,
+  makeDeadline,
+  makeQuotaGuard,
+  retryTransient,
+  type QuotaGuard
+} from "./failurePolicy.js"
 import { deliverSummary, type MailOutcome } from "./summaryMail.js"
 
 export const DETECT_JOB = "detect-orphaned-files"
@@ -176,6 +183,7 @@ export const runDetect = (options: DetectOptions) =>
     const retry = retryTransient(config.retry)
 
     const startedAt = new Date(yield* Clock.currentTimeMillis)
+    const outOfTime = makeDeadline(startedAt, config.runTimeBudget)
     const graceCutoff = new Date(startedAt.getTime() - Duration.toMillis(options.gracePeriod))
     const report: DetectReport = {
       runId: null,
@@ -232,9 +240,9 @@ export const runDetect = (options: DetectOptions) =>
       let cursor: string | null = null
       let scanFinished = false
       while (true) {
-        const reserve = yield* quotaReserveReached
-        if (reserve !== null) {
-          yield* stopAdmin(reserve)
+        const stop = (yield* outOfTime) ?? (yield* quotaReserveReached)
+        if (stop !== null) {
+          yield* stopAdmin(stop)
           break
         }
         const page: Either.Either<SearchPage, CloudinaryError> = yield* quota

@@ -1,4 +1,4 @@
-import { Effect, Ref, Schedule } from "effect"
+import { Clock, Duration, Effect, Ref, Schedule } from "effect"
 import type { RetryPolicy } from "../services/AppConfig.js"
 import { CloudinaryRateLimited, type CloudinaryError } from "../services/Cloudinary.js"
 import type { DatabaseError } from "../services/Database.js"
@@ -63,3 +63,11 @@ export const describeCloudinaryError = (error: CloudinaryError): string => {
 
 export const describeDatabaseError = (error: DatabaseError): string =>
   `database error during ${error.operation}: ${error.message}`
+
+/** Says, before each unit of work, whether the run has used up its time budget (checked, never forced). */
+export const makeDeadline = (startedAt: Date, budget: Duration.Duration) =>
+  Effect.map(Clock.currentTimeMillis, (now) =>
+    now - startedAt.getTime() >= Duration.toMillis(budget)
+      ? `the run's time budget (RUN_TIME_BUDGET=${Duration.format(budget)}) is spent; the next run carries on`
+      : null
+  )

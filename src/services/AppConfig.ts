@@ -36,6 +36,8 @@ export interface AppConfigShape {
   readonly orphanGracePeriod: Duration.Duration
   readonly apiQuotaReserve: number
   readonly reportsDir: string
+  /** A run stops cleanly, as partial, once it has run this long (Heroku kills a scheduler job at 10 minutes). */
+  readonly runTimeBudget: Duration.Duration
 }
 
 export class AppConfig extends Context.Tag("promptflow/AppConfig")<AppConfig, AppConfigShape>() {}
@@ -189,7 +191,8 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
     Config.withDefault(25),
     Config.validate({ message: "API_QUOTA_RESERVE must be a whole number of at least 0", validation: (n) => n >= 0 })
   ),
-  reportsDir: Config.string("REPORTS_DIR").pipe(Config.withDefault("reports"))
+  reportsDir: Config.string("REPORTS_DIR").pipe(Config.withDefault("reports")),
+  runTimeBudget: positiveDuration("RUN_TIME_BUDGET", "9 minutes")
 })
 
 /** The live layer: reads the environment (or whatever ConfigProvider is current). */
@@ -215,6 +218,7 @@ export const testAppConfig = (overrides: Partial<AppConfigShape> = {}): AppConfi
   orphanGracePeriod: Duration.hours(24),
   apiQuotaReserve: 25,
   reportsDir: "reports",
+  runTimeBudget: Duration.minutes(9),
   ...overrides
 })
 

@@ -183,6 +183,24 @@ describe(`cleanup-deleted-prompts on PostgreSQL, the emulator and SMTP`, () => {
     expect(await db.run(promptExists(id))).toBe(false)
   })
 
+  it("stops cleanly when its time budget is spent, and the next run carries on", async () => {
+    const ids = [
+      await prompt("Budget 1", free, 9, "image/upload/int/budget1"),
+      await prompt("Budget 2", free, 9, "image/upload/int/budget2"),
+      await prompt("Budget 3", free, 9, "image/upload/int/budget3")
+    ]
+    emulator.injectFault({ operations: ["delete"], latencyMs: 700 })
+    const first = await cleanup(false, { CLEANUP_BATCH_SIZE: "1", RUN_TIME_BUDGET: "1 second" })
+    expect(first.result.successful).toBe(2)
+    expect(first.result.stoppedEarly).toContain("time budget")
+    expect(cleanupExitCode(first.result)).toBe(1)
+    expect(await db.run(promptExists(ids[2]!))).toBe(true)
+    emulator.clearFaults()
+    const second = await cleanup(false, { CLEANUP_BATCH_SIZE: "1", RUN_TIME_BUDGET: "1 second" })
+    expect(second.result).toMatchObject({ successful: 1, stoppedEarly: null })
+    expect(await db.run(promptExists(ids[2]!))).toBe(false)
+  })
+
   it("treats not_found as already deleted", async () => {
     const gone = await prompt("Asset already gone", free, 7, "image/upload/int/never_there")
     const { result } = await cleanup()

@@ -276,6 +276,15 @@ describe("detect-orphaned-files on PostgreSQL, the emulator and SMTP", () => {
     expect(output).toContain("⚠️  Warning: only 1 of 500 Admin API calls left")
   })
 
+  it("stops as partial when its time budget is spent", async () => {
+    for (let i = 0; i < 1100; i++) emulator.addAsset({ publicId: `tb/${i}`, createdAt: ago(2 * DAY) })
+    emulator.injectFault({ operations: ["search"], latencyMs: 700 })
+    const { result } = await detect({}, { RUN_TIME_BUDGET: "1 second" })
+    expect(result.complete).toBe(false)
+    expect(result.stoppedReason).toContain("time budget")
+    expect(result.totalFiles).toBe(1000)
+  })
+
   it("stops before the quota reserve instead of spending it", async () => {
     for (let i = 0; i < 1100; i++) emulator.addAsset({ publicId: `rs/${i}`, createdAt: ago(2 * DAY) })
     emulator.setRemainingQuota(12)
