@@ -68,6 +68,6 @@ export const describeDatabaseError = (error: DatabaseError): string =>
 export const makeDeadline = (startedAt: Date, budget: Duration.Duration) =>
   Effect.map(Clock.currentTimeMillis, (now) =>
     now - startedAt.getTime() >= Duration.toMillis(budget)
-      ? `the run's time budget (RUN_TIME_BUDGET=${Duration.format(budget)}) is spent; the next run carries on`
+      ? `the run's time budget (RUN_TIME_BUDGET=${Duration.format(budget)}) is spent`
       : null
   )
