@@ -1,4 +1,4 @@
-import { Clock, Console, Duration, Effect, Either, Option } from "effect"
+import { Chunk, Clock, Console, Duration, Effect, Either, Option, Stream } from "effect"
 import { basename, join } from "node:path"
 import { assetKey, parseCloudinaryField, type AssetRef, type ResourceType } from "../domain/cloudinaryField.js"
 import { defaultReportName, missingReportPath, type OrphanFinding, type PromptFinding } from "../domain/findings.js"
@@ -9,7 +9,7 @@ import { Database } from "../services/Database.js"
 import type { MailAttachment, MailMessage } from "../services/Mailer.js"
 import { Progress } from "../services/Progress.js"
 import { ReferenceIndex, type StoredReference } from "../services/ReferenceIndex.js"
-import { Reports, writeFindingsCsv } from "../services/Reports.js"
+import { Reports, writeFindingsCsv, type ScanCheckpoint } from "../services/Reports.js"
 import {
   describeCloudinaryError,
   describeDatabaseError,
@@ -63,6 +63,8 @@ export interface DetectReport {
   missingReportPath: string | null
   /** Set when a CSV could not be written (the findings are still in the database). */
   reportError: string | null
+  /** The partial run whose checkpoint this one carried on from. */
+  resumedFrom: number | null
   mail: MailOutcome
 }
 
@@ -113,6 +115,7 @@ export const detectEmail = (report: DetectReport, recipients: ReadonlyArray<stri
       `Run time: ${formatUtc(report.startedAt)}${report.runId !== null ? ` (run ${report.runId})` : ""}`,
       `Scan range: ${scanRange(report.options, report.startedAt)}`,
       `Grace period: ${Duration.format(report.options.gracePeriod)}`,
+      ...(report.resumedFrom !== null ? [`Resumed the partial scan of run ${report.resumedFrom}; the figures cover both runs.`] : []),
       ...(report.complete ? [] : ["", `PARTIAL SCAN: ${report.stoppedReason ?? "stopped early"}. The figures below cover only what was scanned.`]),
       ...detectSummaryLines(report),
       `Total orphan size: ${megabytes(report.orphanBytes)} MB`,
@@ -171,6 +174,58 @@ const indexReferences = (runId: number, report: DetectReport) =>
     }
   })
 
+const checkpointCounts = (report: DetectReport): Record<string, number> => ({
+  total: report.totalFiles,
+  valid: report.validFiles,
+  skippedForGrace: report.skippedForGrace,
+  ...Object.fromEntries(Object.entries(report.byType).map(([type, n]) => [`type:${type}`, n]))
+})
+
+const resetScanCounts = (report: DetectReport) => {
+  report.totalFiles = 0
+  report.validFiles = 0
+  report.skippedForGrace = 0
+  report.orphanedFiles = 0
+  report.orphanBytes = 0
+  report.firstOrphans.length = 0
+  for (const type of Object.keys(report.byType)) delete report.byType[type]
+}
+
+/**
+ * Take over what a partial run already scanned: its counts, and its orphans re-checked against the
+ * current references (a prompt saved since may now use one of them), a page at a time.
+ */
+const carryOver = (previousRunId: number, runId: number, checkpoint: ScanCheckpoint, report: DetectReport) =>
+  Effect.gen(function* () {
+    const config = yield* AppConfig
+    const index = yield* ReferenceIndex
+    const reports = yield* Reports
+    const retry = retryTransient(config.retry)
+    report.totalFiles = checkpoint.counts["total"] ?? 0
+    report.validFiles = checkpoint.counts["valid"] ?? 0
+    report.skippedForGrace = checkpoint.counts["skippedForGrace"] ?? 0
+    for (const [key, n] of Object.entries(checkpoint.counts)) {
+      if (key.startsWith("type:")) report.byType[key.slice(5)] = n
+    }
+    yield* reports.findings(previousRunId, "orphan").pipe(
+      Stream.grouped(MAX_SEARCH_RESULTS),
+      Stream.runForEach((chunk) =>
+        Effect.gen(function* () {
+          const carried = Chunk.toReadonlyArray(chunk) as ReadonlyArray<OrphanFinding>
+          const unreferenced = yield* retry(index.unreferenced(runId, carried))
+          const stillOrphans = carried.filter((f) => unreferenced.has(assetKey(f)))
+          report.validFiles += carried.length - stillOrphans.length
+          for (const finding of stillOrphans) {
+            report.orphanedFiles++
+            report.orphanBytes += finding.bytes
+            if (report.firstOrphans.length < EMAIL_LIST_LIMIT) report.firstOrphans.push(finding)
+          }
+          yield* retry(reports.recordFindings(runId, stillOrphans))
+        })
+      )
+    )
+  })
+
 /** `detect-orphaned-files`: Cloudinary assets no prompt references, and prompts whose asset is gone. */
 export const runDetect = (options: DetectOptions) =>
   Effect.gen(function* () {
@@ -209,6 +264,7 @@ export const runDetect = (options: DetectOptions) =>
       orphanReportPath: null,
       missingReportPath: null,
       reportError: null,
+      resumedFrom: null,
       mail: { status: "not-needed", detail: null }
     }
 
@@ -218,7 +274,16 @@ export const runDetect = (options: DetectOptions) =>
     yield* Console.log(`Missing-file check: ${options.checkMissing ? "ON" : "OFF"}`)
     if (options.dryRun) yield* Console.log("Dry-run mode: ON (no report file, no email)")
 
-    const runId = yield* retry(reports.startRun(DETECT_JOB, { ...options, gracePeriod: Duration.format(options.gracePeriod), output: Option.getOrNull(options.output) }, startedAt))
+    // Only a run of the same window may resume another; a dry-run never takes over a real scan.
+    const scope = `${options.days === null ? "all" : `days:${options.days}`}${options.dryRun ? ":dry-run" : ""}`
+    const runId = yield* retry(
+      reports.startRun(
+        DETECT_JOB,
+        scope,
+        { ...options, gracePeriod: Duration.format(options.gracePeriod), output: Option.getOrNull(options.output) },
+        startedAt
+      )
+    )
     report.runId = runId
 
     const stopAdmin = (reason: string) =>
@@ -235,9 +300,19 @@ export const runDetect = (options: DetectOptions) =>
       yield* indexReferences(runId, report)
       yield* Console.log(`Prompt media references indexed: ${report.referencesIndexed} (unparseable: ${report.unparseable})`)
 
+      // ---- resume a partial scan of the same window, if one stopped within the grace period ----
+      let cursor: string | null = null
+      const resumable = yield* retry(reports.resumable(DETECT_JOB, scope, runId, graceCutoff))
+      if (Option.isSome(resumable)) {
+        const { runId: previous, checkpoint } = resumable.value
+        yield* Console.log(`↻ Resuming the scan of run #${previous} from its checkpoint (${checkpoint.counts["total"] ?? 0} files already scanned)`)
+        yield* carryOver(previous, runId, checkpoint, report)
+        report.resumedFrom = previous
+        cursor = checkpoint.cursor
+      }
+
       // ---- the scan: one Search stream over images and videos, 500 a page ----
       yield* progress.start("Scanning", null)
-      let cursor: string | null = null
       let scanFinished = false
       while (true) {
         const stop = (yield* outOfTime) ?? (yield* quotaReserveReached)
@@ -248,6 +323,15 @@ export const runDetect = (options: DetectOptions) =>
         const page: Either.Either<SearchPage, CloudinaryError> = yield* quota
           .guard(retry(cloudinary.search({ expression: searchExpression(options.days), maxResults: MAX_SEARCH_RESULTS, nextCursor: cursor })))
           .pipe(Effect.either)
+        if (page._tag === "Left" && page.left._tag === "CloudinaryRejected" && report.resumedFrom !== null && cursor !== null) {
+          // A cursor Cloudinary no longer accepts: scan the window from the start instead.
+          yield* Console.log(`↻ The checkpoint of run #${report.resumedFrom} was rejected (${page.left.message}); scanning from the start`)
+          yield* retry(reports.discardFindings(runId, "orphan"))
+          resetScanCounts(report)
+          report.resumedFrom = null
+          cursor = null
+          continue
+        }
         if (page._tag === "Left") {
           yield* stopAdmin(describeCloudinaryError(page.left))
           break
@@ -284,6 +368,7 @@ export const runDetect = (options: DetectOptions) =>
         yield* retry(reports.recordFindings(runId, orphans))
         yield* progress.advance(assets.length)
         cursor = page.right.nextCursor
+        yield* retry(reports.saveCheckpoint(runId, cursor === null ? null : { cursor, counts: checkpointCounts(report) }))
         if (cursor === null) {
           scanFinished = true
           break
@@ -293,7 +378,8 @@ export const runDetect = (options: DetectOptions) =>
 
       // ---- missing files: prompts whose asset does not exist ----
       if (options.checkMissing && scanFinished) {
-        report.missingChecked = yield* checkMissing(runId, report, options.days === null, quota)
+        // After a resumed scan, the first part's references were marked seen in the earlier run only.
+        report.missingChecked = yield* checkMissing(runId, report, options.days === null && report.resumedFrom === null, quota)
       }
       report.complete = scanFinished && (!options.checkMissing || report.missingChecked)
     }).pipe(
@@ -360,7 +446,8 @@ export const runDetect = (options: DetectOptions) =>
         },
         adminCalls: report.adminCalls,
         rateLimit: report.rateLimit === null ? null : { ...report.rateLimit, resetAt: report.rateLimit.resetAt.toISOString() },
-        message: report.stoppedReason
+        message: report.stoppedReason,
+        resumedFrom: report.resumedFrom
       })
     )
 

@@ -65,6 +65,15 @@ export const MIGRATIONS: ReadonlyArray<Migration> = [
         seen boolean NOT NULL DEFAULT false
       );
       CREATE INDEX scan_references_asset_idx ON ${OWN_SCHEMA}.scan_references (run_id, resource_type, delivery_type, public_id);`
+  },
+  {
+    id: 2,
+    name: "scan checkpoints, so that a partial scan can be resumed",
+    statements: `
+      ALTER TABLE ${OWN_SCHEMA}.runs ADD COLUMN checkpoint jsonb;
+      ALTER TABLE ${OWN_SCHEMA}.runs ADD COLUMN resumed_from bigint REFERENCES ${OWN_SCHEMA}.runs (id);
+      ALTER TABLE ${OWN_SCHEMA}.runs ADD COLUMN scope text;
+      CREATE INDEX runs_scope_idx ON ${OWN_SCHEMA}.runs (job, scope, started_at DESC);`
   }
 ]
 

@@ -34,6 +34,17 @@ export interface RunRecord {
   readonly message: string | null
 }
 
+/** Where a scan stood after its last complete page: enough for the next run to carry on from there. */
+export interface ScanCheckpoint {
+  readonly cursor: string
+  readonly counts: Record<string, number>
+}
+
+export interface ResumableRun {
+  readonly runId: number
+  readonly checkpoint: ScanCheckpoint
+}
+
 export interface RunSummary {
   readonly outcome: Exclude<RunOutcome, "running">
   readonly finishedAt: Date
@@ -41,6 +52,7 @@ export interface RunSummary {
   readonly adminCalls: number
   readonly rateLimit: Record<string, unknown> | null
   readonly message: string | null
+  readonly resumedFrom: number | null
 }
 
 export class ReportFileError extends Data.TaggedError("ReportFileError")<{ readonly path: string; readonly message: string }> {}
@@ -48,7 +60,17 @@ export class ReportFileError extends Data.TaggedError("ReportFileError")<{ reado
 export type FindingGroup = "orphan" | "prompt"
 
 export interface ReportsShape {
-  readonly startRun: (job: string, parameters: Record<string, unknown>, startedAt: Date) => Effect.Effect<number, DatabaseError>
+  /** `scope` names what a run covers (a job's window): only a run of the same scope may resume it. */
+  readonly startRun: (
+    job: string,
+    scope: string,
+    parameters: Record<string, unknown>,
+    startedAt: Date
+  ) => Effect.Effect<number, DatabaseError>
+  readonly saveCheckpoint: (runId: number, checkpoint: ScanCheckpoint | null) => Effect.Effect<void, DatabaseError>
+  /** The latest earlier run of this job and scope, when it stopped partial with a checkpoint after `since`. */
+  readonly resumable: (job: string, scope: string, runId: number, since: Date) => Effect.Effect<Option.Option<ResumableRun>, DatabaseError>
+  readonly discardFindings: (runId: number, group: FindingGroup) => Effect.Effect<void, DatabaseError>
   readonly recordFindings: (runId: number, findings: ReadonlyArray<Finding>) => Effect.Effect<void, DatabaseError>
   readonly finishRun: (runId: number, summary: RunSummary) => Effect.Effect<void, DatabaseError>
   readonly listRuns: (limit: number) => Effect.Effect<ReadonlyArray<RunRecord>, DatabaseError>
@@ -227,10 +249,34 @@ export const makeSqlReports = Effect.gen(function* () {
         }
 
   return Reports.of({
-    startRun: (job, parameters, startedAt) =>
-      sql<{ id: string }>`INSERT INTO ${runs} (job, parameters, started_at) VALUES (${job}, ${JSON.stringify(parameters)}::jsonb, ${startedAt}) RETURNING id`.pipe(
+    startRun: (job, scope, parameters, startedAt) =>
+      sql<{ id: string }>`INSERT INTO ${runs} (job, scope, parameters, started_at)
+        VALUES (${job}, ${scope}, ${JSON.stringify(parameters)}::jsonb, ${startedAt}) RETURNING id`.pipe(
         Effect.map((rows) => Number(rows[0]!.id)),
         Effect.mapError(toDatabaseError("record the run"))
+      ),
+    saveCheckpoint: (runId, checkpoint) =>
+      sql`UPDATE ${runs} SET checkpoint = ${checkpoint === null ? null : JSON.stringify(checkpoint)}::jsonb WHERE id = ${runId}`.pipe(
+        Effect.asVoid,
+        Effect.mapError(toDatabaseError("save the scan checkpoint"))
+      ),
+    resumable: (job, scope, runId, since) =>
+      sql<{ id: string; outcome: RunOutcome; checkpoint: ScanCheckpoint | null; recent: boolean }>`
+        SELECT id, outcome, checkpoint, coalesce(finished_at, started_at) >= ${since} AS recent FROM ${runs}
+        WHERE job = ${job} AND scope = ${scope} AND id <> ${runId}
+        ORDER BY started_at DESC, id DESC LIMIT 1`.pipe(
+        Effect.map((rows): Option.Option<ResumableRun> => {
+          const last = rows[0]
+          return last !== undefined && last.outcome === "partial" && last.checkpoint !== null && last.recent
+            ? Option.some({ runId: Number(last.id), checkpoint: last.checkpoint })
+            : Option.none()
+        }),
+        Effect.mapError(toDatabaseError("look for a scan to resume"))
+      ),
+    discardFindings: (runId, group) =>
+      sql`DELETE FROM ${findingsTable} WHERE run_id = ${runId} AND kind IN ${sql.in(group === "orphan" ? ["orphan"] : ["missing", "unparseable"])}`.pipe(
+        Effect.asVoid,
+        Effect.mapError(toDatabaseError("discard findings"))
       ),
     recordFindings: (runId, findings) =>
       findings.length === 0
@@ -242,7 +288,8 @@ export const makeSqlReports = Effect.gen(function* () {
     finishRun: (runId, summary) =>
       sql`UPDATE ${runs} SET outcome = ${summary.outcome}, finished_at = ${summary.finishedAt},
             counts = ${JSON.stringify(summary.counts)}::jsonb, admin_calls = ${summary.adminCalls},
-            rate_limit = ${summary.rateLimit === null ? null : JSON.stringify(summary.rateLimit)}::jsonb, message = ${summary.message}
+            rate_limit = ${summary.rateLimit === null ? null : JSON.stringify(summary.rateLimit)}::jsonb, message = ${summary.message},
+            resumed_from = ${summary.resumedFrom}
           WHERE id = ${runId}`.pipe(Effect.asVoid, Effect.mapError(toDatabaseError("record the run's outcome"))),
     listRuns: (limit) =>
       sql<RunRow>`SELECT * FROM ${runs} ORDER BY started_at DESC, id DESC LIMIT ${limit}`.pipe(
@@ -275,7 +322,7 @@ export const ReportsLive = Layer.effect(Reports, makeSqlReports)
 // ---- in-memory layer ----
 
 export interface InMemoryReportsState {
-  readonly runs: Array<{ -readonly [K in keyof RunRecord]: RunRecord[K] }>
+  readonly runs: Array<{ -readonly [K in keyof RunRecord]: RunRecord[K] } & { scope: string; checkpoint: ScanCheckpoint | null }>
   readonly findings: Array<{ runId: number; finding: Finding }>
 }
 
@@ -285,11 +332,31 @@ export const ReportsInMemory = (state: InMemoryReportsState) =>
   Layer.succeed(
     Reports,
     Reports.of({
-      startRun: (job, parameters, startedAt) =>
+      startRun: (job, scope, parameters, startedAt) =>
         Effect.sync(() => {
           const id = state.runs.length + 1
-          state.runs.push({ id, job, parameters, startedAt, finishedAt: null, outcome: "running", counts: {}, adminCalls: 0, rateLimit: null, message: null })
+          state.runs.push({ id, job, scope, parameters, startedAt, finishedAt: null, outcome: "running", counts: {}, adminCalls: 0, rateLimit: null, message: null, checkpoint: null })
           return id
+        }),
+      saveCheckpoint: (runId, checkpoint) =>
+        Effect.sync(() => {
+          const run = state.runs.find((r) => r.id === runId)
+          if (run !== undefined) run.checkpoint = checkpoint
+        }),
+      resumable: (job, scope, runId, since) =>
+        Effect.sync(() => {
+          const last = state.runs.filter((r) => r.job === job && r.scope === scope && r.id !== runId).at(-1)
+          return last !== undefined && last.outcome === "partial" && last.checkpoint !== null &&
+            (last.finishedAt ?? last.startedAt).getTime() >= since.getTime()
+            ? Option.some({ runId: last.id, checkpoint: last.checkpoint })
+            : Option.none()
+        }),
+      discardFindings: (runId, group) =>
+        Effect.sync(() => {
+          for (let i = state.findings.length - 1; i >= 0; i--) {
+            const f = state.findings[i]!
+            if (f.runId === runId && (group === "orphan") === (f.finding.kind === "orphan")) state.findings.splice(i, 1)
+          }
         }),
       recordFindings: (runId, findings) =>
         Effect.sync(() => {
@@ -298,7 +365,10 @@ export const ReportsInMemory = (state: InMemoryReportsState) =>
       finishRun: (runId, summary) =>
         Effect.sync(() => {
           const run = state.runs.find((r) => r.id === runId)
-          if (run !== undefined) Object.assign(run, summary)
+          if (run !== undefined) {
+            const { resumedFrom: _resumedFrom, ...recorded } = summary
+            Object.assign(run, recorded)
+          }
         }),
       listRuns: (limit) => Effect.sync(() => [...state.runs].reverse().slice(0, limit)),
       getRun: (runId) => Effect.sync(() => Option.fromNullable(state.runs.find((r) => r.id === runId))),

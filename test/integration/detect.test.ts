@@ -58,7 +58,15 @@ beforeEach(async () => {
   emulator = await startCloudinaryEmulator()
   reportsDir = mkdtempSync(join(tmpdir(), "pfm-reports-"))
   smtp.messages.length = 0
-  await db.run(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`DELETE FROM prompts_prompt`))
+  await db.run(
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`DELETE FROM prompts_prompt`
+      // Each test is its own account: no run of an earlier test may be resumed.
+      const own = yield* sql<{ present: boolean }>`SELECT to_regclass('promptflow_maintenance.runs') IS NOT NULL AS present`
+      if (own[0]?.present === true) yield* sql`TRUNCATE promptflow_maintenance.runs, promptflow_maintenance.findings`
+    })
+  )
 })
 afterEach(async () => emulator.close())
 
@@ -283,6 +291,60 @@ describe("detect-orphaned-files on PostgreSQL, the emulator and SMTP", () => {
     expect(result.complete).toBe(false)
     expect(result.stoppedReason).toContain("time budget")
     expect(result.totalFiles).toBe(1000)
+  })
+
+  it("resumes a partial scan from its checkpoint, re-checking what it carries over", async () => {
+    for (let i = 0; i < 1200; i++) emulator.addAsset({ publicId: `cp/${String(i).padStart(4, "0")}`, createdAt: ago(2 * DAY + i * 1000) })
+    await prompt("Uses one", "image/upload/cp/0700")
+    emulator.injectFault({ operations: ["search"], status: 503, calls: [2, 3, 4] })
+    const first = await detect()
+    expect(first.result).toMatchObject({ complete: false, totalFiles: 500, orphanedFiles: 500 })
+
+    // Meanwhile a prompt starts using a file the first run called an orphan.
+    await prompt("Uses an earlier orphan", "image/upload/cp/0003")
+    emulator.clearFaults()
+    emulator.resetRequests()
+    const second = await detect()
+    expect(second.output).toContain(`↻ Resuming the scan of run #${first.result.runId} from its checkpoint (500 files already scanned)`)
+    expect(searchCalls()).toHaveLength(2)
+    expect(second.result).toMatchObject({ complete: true, resumedFrom: first.result.runId, totalFiles: 1200, validFiles: 2, orphanedFiles: 1198 })
+    const rows = parse(readFileSync(second.result.orphanReportPath!, "utf8"), { columns: true }) as Array<Record<string, string>>
+    expect(rows).toHaveLength(1198)
+    expect(new Set(rows.map((r) => r["public_id"])).size).toBe(1198)
+    expect(rows.map((r) => r["public_id"])).not.toContain("cp/0003")
+    expect(smtp.messages.at(-1)!.text).toContain(`Resumed the partial scan of run ${first.result.runId}`)
+
+    emulator.resetRequests()
+    const third = await detect()
+    expect(third.result.resumedFrom).toBeNull()
+    expect(searchCalls()).toHaveLength(3)
+  })
+
+  it("scans from the start when Cloudinary rejects the checkpoint's cursor", async () => {
+    for (let i = 0; i < 700; i++) emulator.addAsset({ publicId: `cr/${i}`, createdAt: ago(2 * DAY) })
+    emulator.injectFault({ operations: ["search"], status: 503, calls: [2, 3, 4] })
+    const first = await detect()
+    expect(first.result.complete).toBe(false)
+    emulator.clearFaults()
+    emulator.injectFault({ operations: ["search"], status: 400, calls: [1] })
+    const second = await detect()
+    expect(second.output).toContain("was rejected")
+    expect(second.result).toMatchObject({ complete: true, resumedFrom: null, totalFiles: 700, orphanedFiles: 700 })
+    const rows = parse(readFileSync(second.result.orphanReportPath!, "utf8"), { columns: true }) as Array<Record<string, string>>
+    expect(rows).toHaveLength(700)
+  })
+
+  it("does not resume a scan of another window, nor one older than the grace period", async () => {
+    for (let i = 0; i < 600; i++) emulator.addAsset({ publicId: `ow/${i}`, createdAt: ago(2 * DAY) })
+    emulator.injectFault({ operations: ["search"], status: 503, calls: [2, 3, 4] })
+    expect((await detect()).result.complete).toBe(false)
+    emulator.clearFaults()
+    const otherWindow = await detect({ days: 30 })
+    expect(otherWindow.result.resumedFrom).toBeNull()
+    expect(otherWindow.result.totalFiles).toBe(600)
+    const noGrace = await detect({ gracePeriod: Duration.zero })
+    expect(noGrace.result.resumedFrom).toBeNull()
+    expect(noGrace.result.totalFiles).toBe(600)
   })
 
   it("stops before the quota reserve instead of spending it", async () => {
