@@ -68,7 +68,10 @@ export interface ReportsShape {
     startedAt: Date
   ) => Effect.Effect<number, DatabaseError>
   readonly saveCheckpoint: (runId: number, checkpoint: ScanCheckpoint | null) => Effect.Effect<void, DatabaseError>
-  /** The latest earlier run of this job and scope, when it stopped partial with a checkpoint after `since`. */
+  /**
+   * The latest earlier run of this job and scope, when it stopped partial with a checkpoint and
+   * started after `since` (files uploaded after it started are then all younger than the grace period).
+   */
   readonly resumable: (job: string, scope: string, runId: number, since: Date) => Effect.Effect<Option.Option<ResumableRun>, DatabaseError>
   readonly discardFindings: (runId: number, group: FindingGroup) => Effect.Effect<void, DatabaseError>
   readonly recordFindings: (runId: number, findings: ReadonlyArray<Finding>) => Effect.Effect<void, DatabaseError>
@@ -262,7 +265,7 @@ export const makeSqlReports = Effect.gen(function* () {
       ),
     resumable: (job, scope, runId, since) =>
       sql<{ id: string; outcome: RunOutcome; checkpoint: ScanCheckpoint | null; recent: boolean }>`
-        SELECT id, outcome, checkpoint, coalesce(finished_at, started_at) >= ${since} AS recent FROM ${runs}
+        SELECT id, outcome, checkpoint, started_at >= ${since} AS recent FROM ${runs}
         WHERE job = ${job} AND scope = ${scope} AND id <> ${runId}
         ORDER BY started_at DESC, id DESC LIMIT 1`.pipe(
         Effect.map((rows): Option.Option<ResumableRun> => {
@@ -347,7 +350,7 @@ export const ReportsInMemory = (state: InMemoryReportsState) =>
         Effect.sync(() => {
           const last = state.runs.filter((r) => r.job === job && r.scope === scope && r.id !== runId).at(-1)
           return last !== undefined && last.outcome === "partial" && last.checkpoint !== null &&
-            (last.finishedAt ?? last.startedAt).getTime() >= since.getTime()
+            last.startedAt.getTime() >= since.getTime()
             ? Option.some({ runId: last.id, checkpoint: last.checkpoint })
             : Option.none()
         }),
