@@ -231,6 +231,7 @@ export const runDetect = (options: DetectOptions) =>
   Effect.gen(function* () {
     const config = yield* AppConfig
     const cloudinary = yield* Cloudinary
+    const database = yield* Database
     const index = yield* ReferenceIndex
     const reports = yield* Reports
     const progress = yield* Progress
@@ -297,6 +298,11 @@ export const runDetect = (options: DetectOptions) =>
     )
 
     const scan = Effect.gen(function* () {
+      // Two scans of one window at once would race for the same checkpoint.
+      if (!(yield* retry(database.tryRunLock(`${DETECT_JOB}:${scope}`)))) {
+        yield* stopAdmin("another scan of this window is running")
+        return
+      }
       yield* indexReferences(runId, report)
       yield* Console.log(`Prompt media references indexed: ${report.referencesIndexed} (unparseable: ${report.unparseable})`)
 
@@ -383,6 +389,7 @@ export const runDetect = (options: DetectOptions) =>
       }
       report.complete = scanFinished && (!options.checkMissing || report.missingChecked)
     }).pipe(
+      Effect.scoped,
       Effect.catchTag("DatabaseError", (error) => stopAdmin(describeDatabaseError(error))),
       Effect.ensuring(index.clear(runId).pipe(Effect.ignore))
     )

@@ -9,7 +9,7 @@ import { startCloudinaryEmulator, type CloudinaryEmulator } from "../../src/dev/
 import { insertPrompt, insertUser } from "../../src/dev/seed.js"
 import { DETECT_SUBJECT, detectExitCode, runDetect, type DetectOptions } from "../../src/jobs/detect.js"
 import { runBin } from "../support/cli.js"
-import { createTestDatabase, type TestDatabase } from "../support/database.js"
+import { createTestDatabase, onlyOnPostgresServer, type TestDatabase } from "../support/database.js"
 import { runLive } from "../support/jobs.js"
 import { startSmtpServer, type TestSmtpServer } from "../../src/dev/mailbox.js"
 
@@ -354,5 +354,25 @@ describe("detect-orphaned-files on PostgreSQL, the emulator and SMTP", () => {
     expect(searchCalls()).toHaveLength(2)
     expect(result.complete).toBe(false)
     expect(result.stoppedReason).toContain("reserve")
+  })
+})
+
+const withoutServer = await onlyOnPostgresServer("the scan lock")
+
+describe.skipIf(withoutServer)("detect-orphaned-files with concurrent sessions (PostgreSQL server only)", () => {
+  it("refuses to scan a window that another run is scanning", async () => {
+    emulator.addAsset({ publicId: "lk/orphan", createdAt: ago(2 * DAY) })
+    const { result } = await runLive(
+      environment(),
+      Effect.gen(function* () {
+        const { Database } = yield* Effect.promise(() => import("../../src/services/Database.js"))
+        const database = yield* Database
+        yield* database.tryRunLock("detect-orphaned-files:days:7")
+        return yield* Effect.promise(() => detect())
+      })
+    )
+    expect(result.result.complete).toBe(false)
+    expect(result.result.stoppedReason).toBe("another scan of this window is running")
+    expect(searchCalls()).toHaveLength(0)
   })
 })
