@@ -2,7 +2,7 @@
 import { Command } from "@effect/cli"
 import { SqlError } from "@effect/sql"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { ConfigError, ConfigProvider, Console, Effect, Exit, Layer, Option } from "effect"
+import { ConfigError, ConfigProvider, Console, Effect, Exit, Layer } from "effect"
 import { cleanupCommand } from "./cli/cleanupCommand.js"
 import { makeClockCommand } from "./cli/clockCommand.js"
 import { makeDemoCommand, type WithEnvironment } from "./cli/demoCommand.js"
@@ -11,8 +11,8 @@ import { makeDevCommand } from "./cli/devCommand.js"
 import { ExitCode, ExitWith, exitWithCode } from "./cli/exit.js"
 import { runsCommand } from "./cli/runsCommand.js"
 import { cleanupExitCode, runCleanup } from "./jobs/cleanup.js"
-import { detectExitCode, runDetect } from "./jobs/detect.js"
-import { AppConfig, AppConfigLive, describeConfigError } from "./services/AppConfig.js"
+import { detectExitCode, runScheduledDetect } from "./jobs/detect.js"
+import { AppConfigLive, describeConfigError } from "./services/AppConfig.js"
 import { CloudinaryLive } from "./services/Cloudinary.js"
 import { DatabaseLive, PgLive } from "./services/Database.js"
 import { MailerLive } from "./services/Mailer.js"
@@ -84,9 +84,7 @@ const clockJobs = {
   ),
   detect: (days: number) =>
     toExitCode(
-      Effect.flatMap(AppConfig, (config) =>
-        runDetect({ days, output: Option.none(), gracePeriod: config.orphanGracePeriod, checkMissing: true, dryRun: false })
-      ).pipe(
+      runScheduledDetect(days).pipe(
         Effect.flatMap((report) => exitWithCode(detectExitCode(report))),
         Effect.provide(DetectLive)
       )

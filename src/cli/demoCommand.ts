@@ -1,11 +1,11 @@
 import { Command } from "@effect/cli"
 import type { SqlClient } from "@effect/sql"
-import { Clock, Console, Duration, Effect, Option } from "effect"
+import { Clock, Console, Effect } from "effect"
 import { startCloudinaryEmulator } from "../dev/cloudinaryEmulator.js"
 import { startEmbeddedPostgres } from "../dev/embeddedPostgres.js"
 import { loadFixtureSchema, seedDemo } from "../dev/seed.js"
 import { runCleanup } from "../jobs/cleanup.js"
-import { runDetect } from "../jobs/detect.js"
+import { runScheduledDetect } from "../jobs/detect.js"
 import type { AppConfig } from "../services/AppConfig.js"
 import type { Cloudinary } from "../services/Cloudinary.js"
 import type { Database } from "../services/Database.js"
@@ -75,9 +75,7 @@ export const makeDemoCommand = (withEnvironment: WithEnvironment) =>
         `\nCloudinary assets: ${assetsBefore} before, ${emulator.assets().length} after; Admin API calls: ${emulator.adminCallCount()}`
       )
       yield* banner("detect-orphaned-files --days 90 --missing")
-      const detected = yield* run(
-        runDetect({ days: 90, output: Option.none(), gracePeriod: Duration.hours(24), checkMissing: true, dryRun: false })
-      )
+      const detected = yield* run(runScheduledDetect(90))
       yield* banner("runs")
       const runs = yield* run(Effect.flatMap(Reports, (reports) => reports.listRuns(5)))
       for (const recorded of runs) {

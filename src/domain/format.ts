@@ -9,6 +9,10 @@ export const percent = (part: number, whole: number): string =>
 export const plural = (count: number, singular: string, pluralForm = `${singular}s`): string =>
   `${count} ${count === 1 ? singular : pluralForm}`
 
+/** Replace every occurrence of each secret, so a message from a library can be shown safely. */
+export const redact = (text: string, secrets: ReadonlyArray<string>): string =>
+  secrets.reduce((result, secret) => (secret === "" ? result : result.split(secret).join("[redacted]")), text)
+
 export const megabytes = (bytes: number): string => (bytes / (1024 * 1024)).toFixed(2)
 
 const DURATION_UNITS: Record<string, number> = {

@@ -174,6 +174,13 @@ const indexReferences = (runId: number, report: DetectReport) =>
     }
   })
 
+/** Count an orphan into the report (the email lists the first few). */
+const noteOrphan = (report: DetectReport, finding: OrphanFinding) => {
+  report.orphanedFiles++
+  report.orphanBytes += finding.bytes
+  if (report.firstOrphans.length < EMAIL_LIST_LIMIT) report.firstOrphans.push(finding)
+}
+
 const checkpointCounts = (report: DetectReport): Record<string, number> => ({
   total: report.totalFiles,
   valid: report.validFiles,
@@ -215,11 +222,7 @@ const carryOver = (previousRunId: number, runId: number, checkpoint: ScanCheckpo
           const unreferenced = yield* retry(index.unreferenced(runId, carried))
           const stillOrphans = carried.filter((f) => unreferenced.has(assetKey(f)))
           report.validFiles += carried.length - stillOrphans.length
-          for (const finding of stillOrphans) {
-            report.orphanedFiles++
-            report.orphanBytes += finding.bytes
-            if (report.firstOrphans.length < EMAIL_LIST_LIMIT) report.firstOrphans.push(finding)
-          }
+          for (const finding of stillOrphans) noteOrphan(report, finding)
           yield* retry(reports.recordFindings(runId, stillOrphans))
         })
       )
@@ -287,7 +290,7 @@ export const runDetect = (options: DetectOptions) =>
     )
     report.runId = runId
 
-    const stopAdmin = (reason: string) =>
+    const stopScan = (reason: string) =>
       Effect.sync(() => {
         report.stoppedReason ??= reason
       })
@@ -300,7 +303,7 @@ export const runDetect = (options: DetectOptions) =>
     const scan = Effect.gen(function* () {
       // Two scans of one window at once would race for the same checkpoint.
       if (!(yield* retry(database.tryRunLock(`${DETECT_JOB}:${scope}`)))) {
-        yield* stopAdmin("another scan of this window is running")
+        yield* stopScan("another scan of this window is running")
         return
       }
       yield* indexReferences(runId, report)
@@ -323,7 +326,7 @@ export const runDetect = (options: DetectOptions) =>
       while (true) {
         const stop = (yield* outOfTime) ?? (yield* quotaReserveReached)
         if (stop !== null) {
-          yield* stopAdmin(stop)
+          yield* stopScan(stop)
           break
         }
         const page: Either.Either<SearchPage, CloudinaryError> = yield* quota
@@ -339,7 +342,7 @@ export const runDetect = (options: DetectOptions) =>
           continue
         }
         if (page._tag === "Left") {
-          yield* stopAdmin(describeCloudinaryError(page.left))
+          yield* stopScan(describeCloudinaryError(page.left))
           break
         }
         const assets = page.right.assets
@@ -365,9 +368,7 @@ export const runDetect = (options: DetectOptions) =>
               url: asset.secureUrl
             }
             orphans.push(finding)
-            report.orphanedFiles++
-            report.orphanBytes += asset.bytes
-            if (report.firstOrphans.length < EMAIL_LIST_LIMIT) report.firstOrphans.push(finding)
+            noteOrphan(report, finding)
             yield* Console.log(orphanLine(finding))
           }
         }
@@ -390,7 +391,8 @@ export const runDetect = (options: DetectOptions) =>
       report.complete = scanFinished && (!options.checkMissing || report.missingChecked)
     }).pipe(
       Effect.scoped,
-      Effect.catchTag("DatabaseError", (error) => stopAdmin(describeDatabaseError(error))),
+      Effect.ensuring(progress.finish),
+      Effect.catchTag("DatabaseError", (error) => stopScan(describeDatabaseError(error))),
       Effect.ensuring(index.clear(runId).pipe(Effect.ignore))
     )
     yield* scan
@@ -463,6 +465,12 @@ export const runDetect = (options: DetectOptions) =>
     )
     return report
   })
+
+/** A scan as the scheduler runs it: the window, the configured grace period, the missing-file check, reports and email. */
+export const runScheduledDetect = (days: number) =>
+  Effect.flatMap(AppConfig, (config) =>
+    runDetect({ days, output: Option.none(), gracePeriod: config.orphanGracePeriod, checkMissing: true, dryRun: false })
+  )
 
 /** References the scan did not see: gone for sure after a full-account scan, otherwise asked for by id, ≤ 100 a call. */
 const checkMissing = (runId: number, report: DetectReport, scanCoveredAccount: boolean, quota: QuotaGuard) =>

@@ -1,6 +1,7 @@
 import { Context, Data, Duration, Effect, Layer, Option, Redacted, Ref } from "effect"
 import * as http from "node:http"
 import type { DeliveryType, ResourceType } from "../domain/cloudinaryField.js"
+import { redact } from "../domain/format.js"
 import { AppConfig, type CloudinaryCredentials } from "./AppConfig.js"
 
 /** The figures Cloudinary sends on every Admin API answer (`X-FeatureRateLimit-*`). */
@@ -101,7 +102,7 @@ export const classifySdkError = (operation: string, raw: unknown, secret: string
   const err = (raw ?? {}) as SdkError
   const status = err.error?.http_code ?? err.http_code ?? null
   const rawMessage = err.error?.message ?? err.message ?? (err.code !== undefined ? err.code : "request failed")
-  const text = (typeof rawMessage === "string" ? rawMessage : String(rawMessage)).split(secret).join("[redacted]")
+  const text = redact(typeof rawMessage === "string" ? rawMessage : String(rawMessage), [secret])
   const message = err.code !== undefined && !text.includes(err.code) ? `${err.code}: ${text}` : text
   if (status === 420 || status === 429) return new CloudinaryRateLimited({ operation, status, message })
   if (status !== null && status >= 400 && status < 500) return new CloudinaryRejected({ operation, status, message })

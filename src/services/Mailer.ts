@@ -1,5 +1,6 @@
 import { Console, Context, Data, Effect, Layer, Option, Redacted } from "effect"
 import nodemailer from "nodemailer"
+import { redact } from "../domain/format.js"
 import { AppConfig } from "./AppConfig.js"
 
 /** Either inline content or a file that nodemailer streams from disk (large reports stay out of memory). */
@@ -60,11 +61,8 @@ export const makeSmtpMailer = (smtpUrl: Redacted.Redacted<string>, from: string,
                 text: message.text,
                 attachments: (message.attachments ?? []).map((a) => ({ ...a }))
               }),
-            catch: (error) => {
-              let text = error instanceof Error ? error.message : String(error)
-              for (const secret of secretsToHide) if (secret !== "") text = text.split(secret).join("[redacted]")
-              return new MailError({ message: text })
-            }
+            catch: (error) =>
+              new MailError({ message: redact(error instanceof Error ? error.message : String(error), secretsToHide) })
           }).pipe(Effect.asVoid)
       })
     )
